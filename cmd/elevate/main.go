@@ -1,0 +1,54 @@
+// Command elevate is Elevate's one binary: the decision engine's command
+// line today, and the server, rule-file tools and simulator as they land.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit codes shared by the subcommands.
+const (
+	exitOK       = 0
+	exitInternal = 1
+	exitUsage    = 2
+)
+
+const usage = `elevate — privileged-access decisions from rules you can review
+
+Usage:
+  elevate decide [--explain] [--lenient] [FILE]   decide one request (JSON from FILE or stdin)
+  elevate version                                print the version
+  elevate help                                   this text
+
+Run "elevate COMMAND -h" for a command's flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run dispatches a subcommand; it is main without the process around it, so
+// tests drive the real command line.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "decide":
+		return runDecide(args[1:], stdin, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "elevate", version)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "elevate: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}

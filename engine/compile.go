@@ -1,0 +1,410 @@
+package engine
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"cel.dev/cel-go/cel"
+)
+
+// critKind enumerates the criteria in the order a rule checks them (cheap
+// and selective first); explain reports the first that fails in this order.
+type critKind uint8
+
+const (
+	cHash critKind = iota
+	cThumbprint
+	cSigner
+	cSignerGroup
+	cToolName
+	cRiskTier
+	cUser
+	cAdGroup
+	cPathGlob
+	cParentImage
+	cCommandLine
+	cTimeWindow
+)
+
+var critNames = [...]string{
+	cHash: "hash", cThumbprint: "signerThumbprint", cSigner: "signer", cSignerGroup: "signerGroup",
+	cToolName: "toolName", cRiskTier: "riskTier", cUser: "user", cAdGroup: "adGroup",
+	cPathGlob: "pathGlob", cParentImage: "parentImage", cCommandLine: "commandLine", cTimeWindow: "timeWindow",
+}
+
+func (k critKind) String() string { return critNames[k] }
+
+// criterion is one compiled criterion of a rule: the native matcher used by
+// the hot path and explain, and the CEL fragment it corresponds to.
+type criterion struct {
+	kind   critKind
+	negate bool
+	value  string // rule value (signer, hash, user, tool, AD group, command line)
+	lower  string // lowercased value where the comparison lowercases (command line, thumbprint)
+	valid  bool   // thumbprint: rule value is 64 hex
+	group  string // signer group id as referenced
+	found  bool   // signer group resolved to at least one usable entry
+	ents   []matchEntry
+	glob   *pathGlob
+	risk   int
+	win    window
+	expr   string // CEL fragment
+}
+
+// compiledRule is a rule ready to evaluate.
+type compiledRule struct {
+	rule    Rule // normalised copy, as given
+	ord     int32
+	site    string // lowercase site id, "" for org-wide
+	hasTool bool
+	crits   []criterion
+	never   bool   // no criterion: never matches (engine guard)
+	poison  string // non-empty: the rule cannot be evaluated safely; reaching it fails safe
+	celSrc  string
+	prog    cel.Program
+}
+
+// CompileOptions tune Compile.
+type CompileOptions struct {
+	// Lenient loads rules that fail validation the way a store might still
+	// hold them: malformed criteria keep their defined never-matching
+	// semantics, and a rule whose verdict or duration cannot be honoured is
+	// kept as a poisoned rule that fails safe (pending) whenever evaluation
+	// reaches it. Problems are reported by RuleSet.Issues.
+	Lenient bool
+}
+
+// RuleError names a rule that failed validation or compilation.
+type RuleError struct {
+	Index  int    // position in the input
+	RuleID string // may be empty
+	Name   string
+	Err    error
+}
+
+func (e *RuleError) Error() string {
+	id := e.Name
+	if e.RuleID != "" {
+		id = fmt.Sprintf("%s (%s)", e.Name, e.RuleID)
+	}
+	return fmt.Sprintf("rule %d %q: %v", e.Index, id, e.Err)
+}
+
+func (e *RuleError) Unwrap() error { return e.Err }
+
+// RuleSet is a compiled, ordered, indexed rule set for one organisation. It
+// is immutable and safe for concurrent use.
+type RuleSet struct {
+	rules  []compiledRule // in evaluation order
+	index  ruleIndex
+	issues []error
+}
+
+// Compile validates and compiles rules (with the signer groups they may
+// reference) into a RuleSet. Every rule becomes one type-checked CEL program
+// and a native matcher; nothing about a rule is left to fail at decision
+// time. Without Lenient, any invalid rule is an error listing every problem.
+func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet, error) {
+	env, err := celEnv()
+	if err != nil {
+		return nil, fmt.Errorf("cel environment: %w", err)
+	}
+	groupEntries := make(map[string]groupInfo, len(groups))
+	for _, g := range groups {
+		groupEntries[strings.ToLower(g.ID)] = groupInfo{g.Name, entriesForMatch(g.Signers)}
+	}
+
+	rs := &RuleSet{}
+	var errs []error
+	ids := map[string]int{}
+	order := make([]int, len(rules))
+	for i := range rules {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		ra, rb := &rules[a], &rules[b]
+		if c := cmp.Compare(ra.Priority, rb.Priority); c != 0 {
+			return c
+		}
+		if c := ra.CreatedAt.Compare(rb.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(ra.ID, rb.ID)
+	})
+	for _, i := range order {
+		r := rules[i]
+		fail := func(err error) { errs = append(errs, &RuleError{Index: i, RuleID: r.ID, Name: r.Name, Err: err}) }
+		var poison string
+		if err := ValidateRule(&r); err != nil {
+			if !opts.Lenient {
+				fail(err)
+				continue
+			}
+			rs.issues = append(rs.issues, &RuleError{Index: i, RuleID: r.ID, Name: r.Name, Err: err})
+			if errors.Is(err, errUnknownVerdict) || errors.Is(err, errDurationRange) {
+				poison = err.Error()
+			}
+		}
+		if r.ID != "" {
+			if j, dup := ids[r.ID]; dup {
+				err := fmt.Errorf("duplicate rule id %q (also rule %d)", r.ID, j)
+				if !opts.Lenient {
+					fail(err)
+					continue
+				}
+				rs.issues = append(rs.issues, &RuleError{Index: i, RuleID: r.ID, Name: r.Name, Err: err})
+			}
+			ids[r.ID] = i
+		}
+		cr, warn, err := compileRule(env, NormalizeRule(r), groupEntries)
+		if err != nil {
+			if !opts.Lenient {
+				fail(err)
+				continue
+			}
+			rs.issues = append(rs.issues, &RuleError{Index: i, RuleID: r.ID, Name: r.Name, Err: err})
+			poison = err.Error()
+		}
+		if warn != nil {
+			rs.issues = append(rs.issues, &RuleError{Index: i, RuleID: r.ID, Name: r.Name, Err: warn})
+		}
+		cr.poison = poison
+		cr.ord = int32(len(rs.rules))
+		rs.rules = append(rs.rules, cr)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	rs.index = buildIndex(rs.rules)
+	return rs, nil
+}
+
+// Issues lists problems Compile tolerated: invalid rules loaded leniently
+// and rules referencing signer groups that do not exist.
+func (rs *RuleSet) Issues() []error { return rs.issues }
+
+// Len is the number of rules in the set.
+func (rs *RuleSet) Len() int { return len(rs.rules) }
+
+// Rules returns the rules in evaluation order (priority, createdAt, id).
+func (rs *RuleSet) Rules() []Rule {
+	out := make([]Rule, len(rs.rules))
+	for i := range rs.rules {
+		out[i] = rs.rules[i].rule
+	}
+	return out
+}
+
+// CEL returns the CEL source of the rule with the given position in
+// evaluation order: the reference semantics of that rule.
+func (rs *RuleSet) CEL(i int) string { return rs.rules[i].celSrc }
+
+// validUTF8 replaces each invalid byte with U+FFFD, so the CEL literal and the
+// native matcher see the same text.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// groupInfo is a signer group as rules see it.
+type groupInfo struct {
+	name    string
+	entries []matchEntry
+}
+
+func compileRule(env *cel.Env, r Rule, groups map[string]groupInfo) (compiledRule, error, error) {
+	cr := compiledRule{rule: r, hasTool: r.HasToolCriterion(), never: !r.HasCriterion()}
+	if r.SiteID != nil {
+		cr.site = strings.ToLower(*r.SiteID)
+	}
+	var warn error
+	neg := func(k NegateKey) bool { return r.Negated(k) }
+	str := func(p *string) string { return validUTF8(*p) }
+
+	if r.MatchHash != nil {
+		v := str(r.MatchHash)
+		cr.crits = append(cr.crits, criterion{kind: cHash, negate: neg(NegHash), value: v,
+			expr: fmt.Sprintf("eqFold(obs.%s, %s)", keyHash, celQuote(v))})
+	}
+	if r.MatchSignerThumbprint != nil {
+		v := strings.ToLower(str(r.MatchSignerThumbprint))
+		cr.crits = append(cr.crits, criterion{kind: cThumbprint, negate: neg(NegSignerThumbprint), value: v, lower: v, valid: IsHex64(v),
+			expr: fmt.Sprintf("thumbprintEq(obs.%s, %s)", keyThumbprint, celQuote(v))})
+	}
+	if r.MatchSigner != nil {
+		v := str(r.MatchSigner)
+		cr.crits = append(cr.crits, criterion{kind: cSigner, negate: neg(NegSigner), value: v,
+			expr: fmt.Sprintf("eqFold(obs.%s, %s)", keySigner, celQuote(v))})
+	}
+	if r.MatchSignerGroupID != nil {
+		id := str(r.MatchSignerGroupID)
+		gi, ok := groups[strings.ToLower(id)]
+		if !ok {
+			warn = fmt.Errorf("signer group %q does not exist: the rule's signer-group criterion never holds", id)
+		}
+		ents := make([]matchEntry, len(gi.entries))
+		for i, e := range gi.entries {
+			ents[i] = matchEntry{cn: validUTF8(e.cn), thumbprint: e.thumbprint}
+		}
+		label := id
+		if gi.name != "" {
+			label = gi.name + " (" + id + ")"
+		}
+		c := criterion{kind: cSignerGroup, negate: neg(NegSignerGroup), group: label, ents: ents, found: len(ents) > 0}
+		if c.found {
+			parts := make([]string, len(ents))
+			for i, e := range ents {
+				parts[i] = fmt.Sprintf("[%s, %s]", celQuote(e.cn), celQuote(e.thumbprint))
+			}
+			c.expr = fmt.Sprintf("[%s].exists(e, signerEntry(obs, e[0], e[1]))", strings.Join(parts, ", "))
+		}
+		cr.crits = append(cr.crits, c)
+	}
+	if r.MatchToolName != nil {
+		v := str(r.MatchToolName)
+		cr.crits = append(cr.crits, criterion{kind: cToolName, negate: neg(NegToolName), value: v,
+			expr: fmt.Sprintf("eqFold(obs.%s, %s)", keyTool, celQuote(v))})
+	}
+	if r.MatchRiskTier != nil {
+		cr.crits = append(cr.crits, criterion{kind: cRiskTier, negate: neg(NegRiskTier), risk: *r.MatchRiskTier,
+			expr: fmt.Sprintf("obs.%s == %d", keyRisk, *r.MatchRiskTier)})
+	}
+	if r.MatchUser != nil {
+		v := str(r.MatchUser)
+		cr.crits = append(cr.crits, criterion{kind: cUser, negate: neg(NegUser), value: v,
+			expr: fmt.Sprintf("eqFold(obs.%s, %s)", keyUser, celQuote(v))})
+	}
+	if r.MatchAdGroup != nil {
+		v := str(r.MatchAdGroup)
+		cr.crits = append(cr.crits, criterion{kind: cAdGroup, negate: neg(NegAdGroup), value: v,
+			expr: fmt.Sprintf("obs.%s.exists(g, eqFold(g, %s))", keyGroups, celQuote(v))})
+	}
+	for _, pg := range []struct {
+		kind critKind
+		key  NegateKey
+		obs  string
+		v    *string
+	}{{cPathGlob, NegPathGlob, keyPath, r.MatchPathGlob}, {cParentImage, NegParentImage, keyParent, r.MatchParentImage}} {
+		if pg.v == nil {
+			continue
+		}
+		v := str(pg.v)
+		g, err := compileGlob(v)
+		if err != nil {
+			return cr, warn, fmt.Errorf("%s: %w", pg.kind, err)
+		}
+		cr.crits = append(cr.crits, criterion{kind: pg.kind, negate: neg(pg.key), value: v, glob: g,
+			expr: fmt.Sprintf("pathGlob(obs.%s, %s)", pg.obs, celQuote(v))})
+	}
+	if r.MatchCommandLine != nil {
+		v := str(r.MatchCommandLine)
+		cr.crits = append(cr.crits, criterion{kind: cCommandLine, negate: neg(NegCommandLine), value: v, lower: strings.ToLower(v),
+			expr: fmt.Sprintf("containsFold(obs.%s, %s)", keyCmdline, celQuote(v))})
+	}
+	if r.TimeWindow != nil {
+		w := compileWindow(r.TimeWindow)
+		c := criterion{kind: cTimeWindow, win: w, expr: "false"}
+		if w.valid {
+			c.expr = fmt.Sprintf("inWindow(at, %d, %d, %d, %s)", w.start, w.end, w.daysMask(), celQuote(w.loc.String()))
+		}
+		cr.crits = append(cr.crits, c)
+	}
+
+	cr.celSrc = celSource(&cr)
+	ast, iss := env.Compile(cr.celSrc)
+	if iss != nil && iss.Err() != nil {
+		return cr, warn, fmt.Errorf("CEL compile of %q: %w", cr.celSrc, iss.Err())
+	}
+	if ast.OutputType() != cel.BoolType {
+		return cr, warn, fmt.Errorf("CEL program %q has type %s, not bool", cr.celSrc, ast.OutputType())
+	}
+	prog, err := env.Program(ast, cel.CostLimit(celCostLimit))
+	if err != nil {
+		return cr, warn, fmt.Errorf("CEL program: %w", err)
+	}
+	cr.prog = prog
+	return cr, warn, nil
+}
+
+// presence is the CEL presence test for a criterion's datum.
+func (c *criterion) presence() string {
+	switch c.kind {
+	case cHash:
+		return "has(obs." + keyHash + ")"
+	case cThumbprint:
+		return "has(obs." + keyThumbprint + ")"
+	case cSigner:
+		return "has(obs." + keySigner + ")"
+	case cSignerGroup:
+		return "(has(obs." + keySigner + ") || has(obs." + keyThumbprint + "))"
+	case cToolName:
+		return "has(obs." + keyTool + ")"
+	case cRiskTier:
+		return "has(obs." + keyRisk + ")"
+	case cUser:
+		return "has(obs." + keyUser + ")"
+	case cAdGroup:
+		return "has(obs." + keyGroups + ")"
+	case cPathGlob:
+		return "has(obs." + keyPath + ")"
+	case cParentImage:
+		return "has(obs." + keyParent + ")"
+	case cCommandLine:
+		return "has(obs." + keyCmdline + ")"
+	}
+	return ""
+}
+
+// celExpr is the full CEL condition of one criterion: present, and the
+// comparison holds (or, negated, does not hold). Absent data never
+// satisfies a criterion, negated or not.
+func (c *criterion) celExpr() string {
+	switch {
+	case c.kind == cTimeWindow:
+		return c.expr
+	case c.kind == cSignerGroup && !c.found:
+		return "false" // a group that resolves to nothing is never present
+	case c.negate:
+		return c.presence() + " && !(" + c.expr + ")"
+	}
+	return c.presence() + " && " + c.expr
+}
+
+func celSource(cr *compiledRule) string {
+	if cr.never {
+		return "false"
+	}
+	parts := make([]string, len(cr.crits))
+	for i := range cr.crits {
+		parts[i] = "(" + cr.crits[i].celExpr() + ")"
+	}
+	return strings.Join(parts, " && ")
+}
+
+// String renders the criterion for explain output.
+func (c *criterion) String() string {
+	s := c.kind.String()
+	if c.negate {
+		s = "not " + s
+	}
+	switch c.kind {
+	case cRiskTier:
+		return s + " == " + strconv.Itoa(c.risk)
+	case cSignerGroup:
+		return s + " " + c.group
+	case cTimeWindow:
+		return s
+	}
+	return s + " " + strconv.Quote(c.value)
+}

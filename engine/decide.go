@@ -1,0 +1,259 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Input is everything one decision needs besides the rule set.
+type Input struct {
+	Flow        FlowType
+	Observation Observation
+	// At is the evaluation instant (pam-semantics §3: the agent's observed
+	// time for uac, the server's now for tool actions and JIT). Zero means
+	// Observation.ObservedAt; with neither the decision fails safe.
+	At time.Time
+	// Bridge holds the device's software policies (uac only); nil = none.
+	Bridge *Bridge
+	Org    OrgConfig
+	// Explain asks for a trace of every stage and rule considered.
+	Explain bool
+}
+
+// Decision is the result of deciding one observation. Empty fields are
+// "nothing applies" and encode as JSON null.
+type Decision struct {
+	Outcome          Outcome
+	Verdict          Verdict
+	RuleID           string
+	RuleName         string
+	DurationMinutes  int // 0 unless auto-approved
+	DecidedBy        DecidedBy
+	SoftwarePolicyID string
+	// Error says why the fail-safe produced this decision (outcome pending).
+	Error   string
+	Explain []TraceEntry
+}
+
+func nullable[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
+}
+
+// MarshalJSON writes the decision in the shape `elevate decide` and the API
+// answer with: absent values are null.
+func (d Decision) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // explain carries CEL with && in it
+	err := enc.Encode(struct {
+		Outcome          Outcome      `json:"outcome"`
+		Verdict          *Verdict     `json:"verdict"`
+		RuleID           *string      `json:"ruleId"`
+		RuleName         *string      `json:"ruleName"`
+		DurationMinutes  *int         `json:"durationMinutes"`
+		DecidedBy        *DecidedBy   `json:"decidedBy"`
+		SoftwarePolicyID *string      `json:"softwarePolicyId,omitempty"`
+		Error            string       `json:"error,omitempty"`
+		Explain          []TraceEntry `json:"explain,omitempty"`
+	}{d.Outcome, nullable(d.Verdict), nullable(d.RuleID), nullable(d.RuleName), nullable(d.DurationMinutes),
+		nullable(d.DecidedBy), nullable(d.SoftwarePolicyID), d.Error, d.Explain})
+	return bytes.TrimRight(buf.Bytes(), "\n"), err
+}
+
+func (d Decision) String() string {
+	s := string(d.Outcome)
+	if d.RuleName != "" {
+		s += fmt.Sprintf(" by rule %q", d.RuleName)
+	} else if d.DecidedBy != "" {
+		s += " by " + string(d.DecidedBy)
+	}
+	if d.DurationMinutes != 0 {
+		s += fmt.Sprintf(" for %dm", d.DurationMinutes)
+	}
+	if d.Error != "" {
+		s += " (fail-safe: " + d.Error + ")"
+	}
+	return s
+}
+
+// failSafe is the decision for any error on the decision path: a human
+// decides. It never approves and never denies.
+func failSafe(err error, trace []TraceEntry) Decision {
+	return Decision{Outcome: OutcomePending, Error: err.Error(), Explain: trace}
+}
+
+// Decide runs the full decision chain for one observation through the
+// index and native matchers. It never panics and never returns an error:
+// any failure is a pending decision carrying the reason.
+func (rs *RuleSet) Decide(in *Input) Decision { return rs.decide(in, false) }
+
+// DecideReference runs the same chain but tests every participating rule in
+// order through its CEL program, without the index: the reference semantics
+// the indexed path is proved against, and the baseline it is measured
+// against.
+func (rs *RuleSet) DecideReference(in *Input) Decision { return rs.decide(in, true) }
+
+func (rs *RuleSet) decide(in *Input, reference bool) (d Decision) {
+	var trace []TraceEntry
+	defer func() {
+		if p := recover(); p != nil {
+			d = failSafe(fmt.Errorf("internal error: %v", p), trace)
+		}
+	}()
+	if rs == nil || in == nil {
+		return failSafe(fmt.Errorf("no rule set or input"), nil)
+	}
+	if !in.Flow.Valid() {
+		return failSafe(fmt.Errorf("unknown flow type %q", in.Flow), nil)
+	}
+	at := in.At
+	if at.IsZero() && in.Observation.ObservedAt != nil {
+		at = *in.Observation.ObservedAt
+	}
+	if at.IsZero() {
+		return failSafe(fmt.Errorf("no evaluation instant"), nil)
+	}
+	var c candidate
+	prepare(&c, in.Flow, &in.Observation, at)
+
+	if in.Flow == FlowUAC && in.Bridge != nil {
+		br := in.Bridge.evaluate(&c, in.Explain)
+		trace = br.trace
+		if h := br.bind; h != nil {
+			d := Decision{DecidedBy: DecidedBySoftwarePolicy, SoftwarePolicyID: h.policy.p.ID, Explain: trace}
+			if h.policy.p.Mode == ModeBlocklist {
+				d.Outcome, d.Verdict = OutcomeDenied, VerdictAutoDeny
+			} else {
+				d.Outcome, d.Verdict, d.DurationMinutes = OutcomeAutoApproved, VerdictAutoApprove, AllowlistGrantMinutes
+			}
+			return d
+		}
+	}
+
+	var ord int32
+	var err error
+	if reference {
+		ord, err = rs.firstMatchCEL(&c)
+	} else {
+		ord, err = rs.firstMatch(&c)
+	}
+	if in.Explain {
+		trace = append(trace, rs.explainRules(&c, ord, err)...)
+	}
+	if err != nil {
+		return failSafe(err, trace)
+	}
+	if ord < 0 {
+		return unmatched(in, trace)
+	}
+	return ruleDecision(&rs.rules[ord], &c, trace)
+}
+
+// firstMatch finds the first participating rule, in evaluation order, that
+// matches — looking only at the rules the index selects.
+func (rs *RuleSet) firstMatch(c *candidate) (int32, error) {
+	var cs cursorSet
+	rs.index.gather(&cs, c)
+	for {
+		ord := cs.next()
+		if ord < 0 {
+			return -1, nil
+		}
+		r := &rs.rules[ord]
+		if !r.participates(c) {
+			continue
+		}
+		ok, err := r.matches(c)
+		if err != nil || ok {
+			return ord, err
+		}
+	}
+}
+
+// firstMatchCEL is firstMatch by brute force through every rule's CEL
+// program.
+func (rs *RuleSet) firstMatchCEL(c *candidate) (int32, error) {
+	act := newActivation(c)
+	for i := range rs.rules {
+		r := &rs.rules[i]
+		if !r.participates(c) {
+			continue
+		}
+		ok, err := r.matchesCEL(act)
+		if err != nil || ok {
+			return int32(i), err
+		}
+	}
+	return -1, nil
+}
+
+// ruleDecision maps the matched rule's verdict to the flow's outcome and
+// grant duration (pam-semantics §4).
+func ruleDecision(r *compiledRule, c *candidate, trace []TraceEntry) Decision {
+	d := Decision{Verdict: r.rule.Verdict, RuleID: r.rule.ID, RuleName: r.rule.Name, DecidedBy: DecidedByRule, Explain: trace}
+	switch r.rule.Verdict {
+	case VerdictAutoApprove:
+		d.Outcome = OutcomeAutoApproved
+		d.DurationMinutes = grantMinutes(c.flow, r.rule.ApprovalDurationMinutes, c.raw.RequestedDurationMinutes)
+	case VerdictAutoDeny:
+		d.Outcome = OutcomeDenied
+	case VerdictRequireApproval:
+		d.Outcome = OutcomePending
+	case VerdictIgnore:
+		d.Outcome = OutcomePending // a tool action or JIT request must be decided
+		if c.flow == FlowUAC {
+			d.Outcome = OutcomeIgnored
+		}
+	default: // unreachable: such rules are poisoned at compile time
+		return failSafe(fmt.Errorf("rule %s has unknown verdict %q", quoteName(r), r.rule.Verdict), trace)
+	}
+	return d
+}
+
+// grantMinutes is the auto-approval duration: the rule's, else 15 for uac
+// and tool actions; for JIT the rule's, else the requested, else 30, clamped
+// to 1..480.
+func grantMinutes(flow FlowType, rule, requested *int) int {
+	if flow != FlowJITAdmin {
+		if rule != nil {
+			return *rule
+		}
+		return DefaultGrantMinutes
+	}
+	m := DefaultJITMinutes
+	if rule != nil {
+		m = *rule
+	} else if requested != nil {
+		m = *requested
+	}
+	return min(max(m, 1), MaxJITMinutes)
+}
+
+// unmatched is the end of the chain: the org default for uac; tool actions
+// and JIT requests always go to a human.
+func unmatched(in *Input, trace []TraceEntry) Decision {
+	if in.Flow != FlowUAC {
+		if in.Explain {
+			trace = append(trace, TraceEntry{Stage: StageDefault, Result: ResultApplied,
+				Detail: fmt.Sprintf("no rule matched; %s requests without a rule go to a human (the org default applies to uac_intercept only)", in.Flow)})
+		}
+		return Decision{Outcome: OutcomePending, Explain: trace}
+	}
+	v := in.Org.defaultVerdict()
+	d := Decision{Outcome: OutcomePending, Verdict: v, DecidedBy: DecidedByOrgDefault}
+	if v == VerdictAutoDeny {
+		d.Outcome = OutcomeDenied
+	}
+	if in.Explain {
+		trace = append(trace, TraceEntry{Stage: StageDefault, Result: ResultApplied,
+			Detail: fmt.Sprintf("no software policy or rule matched; the org default %s applies", v)})
+	}
+	d.Explain = trace
+	return d
+}

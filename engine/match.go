@@ -1,0 +1,236 @@
+package engine
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// candidate is an observation prepared once per decision: projected onto
+// the fields its flow carries, with the normalised forms the native matchers
+// and the index need. All derived strings share one buffer, so preparing a
+// candidate costs a single allocation.
+type candidate struct {
+	raw  Observation // projected: fields foreign to the flow are cleared
+	flow FlowType
+	at   time.Time
+	site string // lowercase
+
+	path, parent string // normPath forms ("" when absent)
+	cmdLower     string
+	hashKey      string // foldKey forms, for index lookups
+	signerKey    string
+	userKey      string
+	toolKey      string
+	thumb        string // lowercase
+	thumbValid   bool
+}
+
+// project clears the observation fields the flow never carries.
+func project(flow FlowType, o Observation) Observation {
+	f := flowFields[flow]
+	if f&fPath == 0 {
+		o.TargetExecutablePath = ""
+	}
+	if f&fHash == 0 {
+		o.TargetExecutableHash = ""
+	}
+	if f&fSigner == 0 {
+		o.TargetExecutableSigner = ""
+	}
+	if f&fThumbprint == 0 {
+		o.TargetExecutableSignerThumbprint = ""
+	}
+	if f&fParent == 0 {
+		o.ParentImage = ""
+	}
+	if f&fCmdline == 0 {
+		o.CommandLine = ""
+	}
+	if f&fGroups == 0 {
+		o.AdGroups = nil
+	}
+	if f&fTool == 0 {
+		o.ToolName = ""
+	}
+	if f&fRisk == 0 {
+		o.RiskTier = nil
+	}
+	if f&fDuration == 0 {
+		o.RequestedDurationMinutes = nil
+	}
+	return o
+}
+
+func prepare(c *candidate, flow FlowType, obs *Observation, at time.Time) {
+	c.raw = project(flow, *obs)
+	c.flow, c.at = flow, at
+	o := &c.raw
+	n := len(o.SiteID) + 2*len(o.TargetExecutablePath) + 2*len(o.ParentImage) + len(o.CommandLine) +
+		len(o.TargetExecutableHash) + len(o.TargetExecutableSigner) + len(o.SubjectUsername) + len(o.ToolName) +
+		len(o.TargetExecutableSignerThumbprint) + 16
+	buf := make([]byte, 0, n)
+	var spans [10][2]int
+	add := func(i int, f func([]byte) []byte) {
+		spans[i][0] = len(buf)
+		buf = f(buf)
+		spans[i][1] = len(buf)
+	}
+	lower := func(s string) func([]byte) []byte {
+		return func(b []byte) []byte { return appendLower(b, s) }
+	}
+	fold := func(s string) func([]byte) []byte { return func(b []byte) []byte { return appendFoldKey(b, s) } }
+	norm := func(s string) func([]byte) []byte { return func(b []byte) []byte { return appendNormPath(b, s) } }
+	add(0, fold(o.SiteID))
+	add(1, norm(o.TargetExecutablePath))
+	add(2, norm(o.ParentImage))
+	if o.CommandLine != "" {
+		add(3, lower(o.CommandLine))
+	}
+	add(4, fold(o.TargetExecutableHash))
+	add(5, fold(o.TargetExecutableSigner))
+	add(6, fold(o.SubjectUsername))
+	add(7, fold(o.ToolName))
+	if o.TargetExecutableSignerThumbprint != "" {
+		add(8, lower(o.TargetExecutableSignerThumbprint))
+	}
+	// The buffer is never written again: views into it are immutable strings.
+	all := unsafe.String(unsafe.SliceData(buf), len(buf))
+	s := func(i int) string { return all[spans[i][0]:spans[i][1]] }
+	c.site, c.path, c.parent, c.cmdLower = s(0), s(1), s(2), s(3)
+	c.hashKey, c.signerKey, c.userKey, c.toolKey = s(4), s(5), s(6), s(7)
+	c.thumb = s(8)
+	c.thumbValid = IsHex64(c.thumb)
+}
+
+// thumbEq compares two lowercase thumbprints already known to be 64 hex.
+func thumbEq(a, b string) bool {
+	return subtle.ConstantTimeCompare(unsafe.Slice(unsafe.StringData(a), len(a)), unsafe.Slice(unsafe.StringData(b), len(b))) == 1
+}
+
+// test evaluates the criterion natively: present says whether the
+// candidate has the datum at all; ok is the comparison before negation.
+func (cr *criterion) test(c *candidate) (present, ok bool) {
+	o := &c.raw
+	switch cr.kind {
+	case cHash:
+		return o.TargetExecutableHash != "", strings.EqualFold(o.TargetExecutableHash, cr.value)
+	case cThumbprint:
+		return c.thumb != "", cr.valid && c.thumbValid && thumbEq(c.thumb, cr.lower)
+	case cSigner:
+		return o.TargetExecutableSigner != "", strings.EqualFold(o.TargetExecutableSigner, cr.value)
+	case cSignerGroup:
+		if !cr.found || (o.TargetExecutableSigner == "" && c.thumb == "") {
+			return false, false
+		}
+		for i := range cr.ents {
+			if entryMatches(&cr.ents[i], c) {
+				return true, true
+			}
+		}
+		return true, false
+	case cToolName:
+		return o.ToolName != "", strings.EqualFold(o.ToolName, cr.value)
+	case cRiskTier:
+		return o.RiskTier != nil, o.RiskTier != nil && *o.RiskTier == cr.risk
+	case cUser:
+		return o.SubjectUsername != "", strings.EqualFold(o.SubjectUsername, cr.value)
+	case cAdGroup:
+		if o.AdGroups == nil {
+			return false, false
+		}
+		for _, g := range o.AdGroups {
+			if strings.EqualFold(g, cr.value) {
+				return true, true
+			}
+		}
+		return true, false
+	case cPathGlob:
+		return c.path != "", cr.glob.match(c.path)
+	case cParentImage:
+		return c.parent != "", cr.glob.match(c.parent)
+	case cCommandLine:
+		return o.CommandLine != "", strings.Contains(c.cmdLower, cr.lower)
+	case cTimeWindow:
+		return true, cr.win.active(c.at)
+	}
+	return false, false
+}
+
+// holds applies presence and negation: absent data never satisfies a
+// criterion, negated or not.
+func (cr *criterion) holds(c *candidate) bool {
+	present, ok := cr.test(c)
+	return present && ok != cr.negate
+}
+
+func entryMatches(e *matchEntry, c *candidate) bool {
+	if e.thumbprint != "" && !(c.thumbValid && thumbEq(c.thumb, e.thumbprint)) {
+		return false
+	}
+	if e.cn != "" && (c.raw.TargetExecutableSigner == "" || !strings.EqualFold(c.raw.TargetExecutableSigner, e.cn)) {
+		return false
+	}
+	return e.thumbprint != "" || e.cn != ""
+}
+
+// participates reports whether the rule takes part in deciding the
+// candidate: enabled, org-wide or scoped to the candidate's site, and for
+// tool actions only rules with a tool criterion (pam-semantics §4).
+func (r *compiledRule) participates(c *candidate) bool {
+	if !r.rule.Enabled {
+		return false
+	}
+	if r.site != "" && r.site != c.site {
+		return false
+	}
+	if c.flow == FlowToolAct && !r.hasTool {
+		return false
+	}
+	return true
+}
+
+// matches evaluates a participating rule natively.
+func (r *compiledRule) matches(c *candidate) (bool, error) {
+	if r.poison != "" {
+		return false, errPoisoned(r)
+	}
+	if r.never {
+		return false, nil
+	}
+	for i := range r.crits {
+		if !r.crits[i].holds(c) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// matchesCEL evaluates a participating rule through its CEL program.
+func (r *compiledRule) matchesCEL(act *celActivation) (bool, error) {
+	if r.poison != "" {
+		return false, errPoisoned(r)
+	}
+	ok, err := evalBool(r.prog, act)
+	if err != nil {
+		return false, fmt.Errorf("rule %s: CEL evaluation: %w", quoteName(r), err)
+	}
+	return ok, nil
+}
+
+type poisonError struct{ r *compiledRule }
+
+func (e poisonError) Error() string {
+	return "rule " + quoteName(e.r) + " is invalid and cannot be evaluated safely: " + e.r.poison
+}
+
+func errPoisoned(r *compiledRule) error { return poisonError{r} }
+
+func quoteName(r *compiledRule) string {
+	if r.rule.ID != "" {
+		return `"` + r.rule.Name + `" (` + r.rule.ID + `)`
+	}
+	return `"` + r.rule.Name + `"`
+}

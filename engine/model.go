@@ -1,0 +1,302 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// FlowType names one of the three ways an elevation request arises.
+type FlowType string
+
+const (
+	FlowUAC      FlowType = "uac_intercept"  // an agent saw a Windows UAC prompt
+	FlowToolAct  FlowType = "ai_tool_action" // an AI helper wants to run a risky tool
+	FlowJITAdmin FlowType = "tech_jit_admin" // a technician asks for temporary admin
+)
+
+// Valid reports whether f is one of the known flows.
+func (f FlowType) Valid() bool {
+	return f == FlowUAC || f == FlowToolAct || f == FlowJITAdmin
+}
+
+// Verdict is what a rule (or the org default, or a software policy) says.
+type Verdict string
+
+const (
+	VerdictAutoApprove     Verdict = "auto_approve"
+	VerdictAutoDeny        Verdict = "auto_deny"
+	VerdictRequireApproval Verdict = "require_approval"
+	VerdictIgnore          Verdict = "ignore"
+)
+
+// Valid reports whether v is one of the four rule verdicts.
+func (v Verdict) Valid() bool {
+	switch v {
+	case VerdictAutoApprove, VerdictAutoDeny, VerdictRequireApproval, VerdictIgnore:
+		return true
+	}
+	return false
+}
+
+// Outcome is the state a decision puts a request in.
+type Outcome string
+
+const (
+	OutcomeAutoApproved Outcome = "auto_approved"
+	OutcomeDenied       Outcome = "denied"
+	OutcomePending      Outcome = "pending"
+	OutcomeIgnored      Outcome = "ignored" // uac only: nothing is stored
+)
+
+// DecidedBy names the stage of the chain that produced a decision.
+type DecidedBy string
+
+const (
+	DecidedBySoftwarePolicy DecidedBy = "software_policy"
+	DecidedByRule           DecidedBy = "rule"
+	DecidedByOrgDefault     DecidedBy = "org_default"
+)
+
+// Durations of the semantics (pam-semantics §4, §5).
+const (
+	DefaultGrantMinutes      = 15  // uac and tool-action auto-approvals without a rule duration
+	AllowlistGrantMinutes    = 15  // software-policy allowlist hits
+	DefaultJITMinutes        = 30  // JIT request without a requested duration
+	MaxJITMinutes            = 480 // JIT clamp
+	MaxRuleDurationMinutes   = 1440
+	DefaultRulePriority      = 100
+	MaxRulePriority          = 100000
+	MaxSignerGroupEntries    = 500
+	maxNegateKeys            = 11
+	maxPathCriterionLength   = 4096
+	maxStringCriterionLength = 255
+	maxToolNameLength        = 100
+)
+
+// NegateKey names a criterion in a rule's matchNegate list.
+type NegateKey string
+
+const (
+	NegSigner           NegateKey = "signer"
+	NegSignerThumbprint NegateKey = "signerThumbprint"
+	NegSignerGroup      NegateKey = "signerGroup"
+	NegHash             NegateKey = "hash"
+	NegPathGlob         NegateKey = "pathGlob"
+	NegParentImage      NegateKey = "parentImage"
+	NegCommandLine      NegateKey = "commandLine"
+	NegUser             NegateKey = "user"
+	NegAdGroup          NegateKey = "adGroup"
+	NegToolName         NegateKey = "toolName"
+	NegRiskTier         NegateKey = "riskTier"
+)
+
+// NegateKeys lists every key matchNegate accepts, in criterion order.
+var NegateKeys = []NegateKey{
+	NegSigner, NegSignerThumbprint, NegSignerGroup, NegHash, NegPathGlob,
+	NegParentImage, NegCommandLine, NegUser, NegAdGroup, NegToolName, NegRiskTier,
+}
+
+// TimeWindow restricts a rule to local wall-clock minutes (both ends
+// inclusive; start > end is an overnight window) and optionally weekdays
+// (0 = Sunday … 6 = Saturday) in an IANA zone (absent = UTC).
+type TimeWindow struct {
+	Start    string  `json:"start"`
+	End      string  `json:"end"`
+	Days     []int   `json:"days,omitempty"`
+	Timezone *string `json:"timezone,omitempty"`
+}
+
+// Rule is a PAM rule as the API stores it. Criteria are pointers: nil means
+// "no criterion"; every present criterion must hold (AND).
+type Rule struct {
+	ID                      string      `json:"id,omitempty"`
+	OrgID                   string      `json:"orgId,omitempty"`
+	SiteID                  *string     `json:"siteId"`
+	Name                    string      `json:"name"`
+	Description             *string     `json:"description"`
+	Enabled                 bool        `json:"enabled"`
+	Priority                int         `json:"priority"`
+	Verdict                 Verdict     `json:"verdict"`
+	ApprovalDurationMinutes *int        `json:"approvalDurationMinutes"`
+	MatchSigner             *string     `json:"matchSigner"`
+	MatchSignerThumbprint   *string     `json:"matchSignerThumbprint"`
+	MatchSignerGroupID      *string     `json:"matchSignerGroupId"`
+	MatchHash               *string     `json:"matchHash"`
+	MatchPathGlob           *string     `json:"matchPathGlob"`
+	MatchParentImage        *string     `json:"matchParentImage"`
+	MatchCommandLine        *string     `json:"matchCommandLine"`
+	MatchUser               *string     `json:"matchUser"`
+	MatchAdGroup            *string     `json:"matchAdGroup"`
+	MatchToolName           *string     `json:"matchToolName"`
+	MatchRiskTier           *int        `json:"matchRiskTier"`
+	MatchNegate             []NegateKey `json:"matchNegate"`
+	TimeWindow              *TimeWindow `json:"timeWindow"`
+	CreatedByUserID         string      `json:"createdByUserId,omitempty"`
+	CreatedAt               time.Time   `json:"createdAt,omitzero"`
+	UpdatedAt               time.Time   `json:"updatedAt,omitzero"`
+}
+
+// UnmarshalJSON applies the API's create defaults (enabled true, priority
+// 100) to fields the document leaves out.
+func (r *Rule) UnmarshalJSON(data []byte) error {
+	type plain Rule
+	p := plain{Enabled: true, Priority: DefaultRulePriority}
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	*r = Rule(p)
+	return nil
+}
+
+// Negated reports whether key is listed in the rule's matchNegate.
+func (r *Rule) Negated(key NegateKey) bool {
+	for _, k := range r.MatchNegate {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// HasExecutableCriterion reports whether the rule has a criterion about the
+// executable (signer, thumbprint, signer group, hash, path, parent, command line).
+func (r *Rule) HasExecutableCriterion() bool {
+	return r.MatchSigner != nil || r.MatchSignerThumbprint != nil || r.MatchSignerGroupID != nil ||
+		r.MatchHash != nil || r.MatchPathGlob != nil || r.MatchParentImage != nil || r.MatchCommandLine != nil
+}
+
+// HasToolCriterion reports whether the rule has a tool-action criterion
+// (a risk tier counts when present, 0 included).
+func (r *Rule) HasToolCriterion() bool {
+	return r.MatchToolName != nil || r.MatchRiskTier != nil
+}
+
+// HasNeutralCriterion reports whether the rule narrows by user or AD group.
+func (r *Rule) HasNeutralCriterion() bool {
+	return r.MatchUser != nil || r.MatchAdGroup != nil
+}
+
+// HasCriterion reports whether the rule has any criterion at all; a time
+// window is not a criterion.
+func (r *Rule) HasCriterion() bool {
+	return r.HasExecutableCriterion() || r.HasToolCriterion() || r.HasNeutralCriterion()
+}
+
+// SignerEntry is one member of a signer group: a subject CN, a thumbprint,
+// or both. A bare JSON string is a CN-only entry and stays a string when
+// written back.
+type SignerEntry struct {
+	SubjectCN  *string `json:"subjectCn,omitempty"`
+	Thumbprint *string `json:"thumbprint,omitempty"`
+	bare       bool    // read from (and written as) a bare string
+}
+
+// CNEntry returns a bare-string entry for a subject CN.
+func CNEntry(cn string) SignerEntry { return SignerEntry{SubjectCN: &cn, bare: true} }
+
+// UnmarshalJSON accepts a bare CN string or an object. Other JSON values
+// decode to an entry with neither field, which never matches.
+func (e *SignerEntry) UnmarshalJSON(data []byte) error {
+	*e = SignerEntry{}
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		e.SubjectCN, e.bare = &s, true
+		return nil
+	}
+	var obj struct {
+		SubjectCN  *string `json:"subjectCn"`
+		Thumbprint *string `json:"thumbprint"`
+	}
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return fmt.Errorf("signer entry must be a CN string or {subjectCn?, thumbprint?}")
+	}
+	e.SubjectCN, e.Thumbprint = obj.SubjectCN, obj.Thumbprint
+	return nil
+}
+
+// MarshalJSON writes bare entries back as strings.
+func (e SignerEntry) MarshalJSON() ([]byte, error) {
+	if e.bare && e.SubjectCN != nil && e.Thumbprint == nil {
+		return json.Marshal(*e.SubjectCN)
+	}
+	type plain SignerEntry
+	return json.Marshal(plain(e))
+}
+
+// Bare reports whether the entry is a bare CN string.
+func (e SignerEntry) Bare() bool { return e.bare }
+
+// SignerGroup is a named, reusable set of trusted signers.
+type SignerGroup struct {
+	ID          string        `json:"id"`
+	OrgID       string        `json:"orgId,omitempty"`
+	Name        string        `json:"name"`
+	Description *string       `json:"description,omitempty"`
+	Signers     []SignerEntry `json:"signers"`
+}
+
+// Observation is what a decision is made about: the union of the three
+// flows' fields. Empty strings mean "absent"; AdGroups distinguishes nil
+// (absent) from an empty list (present, with no groups). Fields a flow does
+// not carry are ignored by the engine (see ValidateObservation).
+type Observation struct {
+	SubjectUsername                  string     `json:"subjectUsername,omitempty"`
+	TargetExecutablePath             string     `json:"targetExecutablePath,omitempty"`
+	TargetExecutableHash             string     `json:"targetExecutableHash,omitempty"`
+	TargetExecutableSigner           string     `json:"targetExecutableSigner,omitempty"`
+	TargetExecutableSignerThumbprint string     `json:"targetExecutableSignerThumbprint,omitempty"`
+	ParentImage                      string     `json:"parentImage,omitempty"`
+	CommandLine                      string     `json:"commandLine,omitempty"`
+	AdGroups                         []string   `json:"adGroups,omitempty"`
+	ToolName                         string     `json:"toolName,omitempty"`
+	RiskTier                         *int       `json:"riskTier,omitempty"`
+	RequestedDurationMinutes         *int       `json:"requestedDurationMinutes,omitempty"`
+	SiteID                           string     `json:"siteId,omitempty"`
+	ObservedAt                       *time.Time `json:"observedAt,omitempty"`
+}
+
+// SoftwarePolicyMode is how a software policy's hits bind.
+type SoftwarePolicyMode string
+
+const (
+	ModeAllowlist SoftwarePolicyMode = "allowlist"
+	ModeBlocklist SoftwarePolicyMode = "blocklist"
+	ModeAudit     SoftwarePolicyMode = "audit"
+)
+
+// SoftwarePolicyEntry identifies an executable by hash, signer, publisher or
+// path glob; an entry with only a name never matches.
+type SoftwarePolicyEntry struct {
+	Name      string  `json:"name"`
+	SHA256    *string `json:"sha256,omitempty"`
+	Signer    *string `json:"signer,omitempty"`
+	Publisher *string `json:"publisher,omitempty"`
+	PathGlob  *string `json:"pathGlob,omitempty"`
+}
+
+// SoftwarePolicy is the device's resolved software policy, consulted for
+// uac_intercept before any PAM rule.
+type SoftwarePolicy struct {
+	ID         string                `json:"id"`
+	Name       string                `json:"name,omitempty"`
+	Mode       SoftwarePolicyMode    `json:"mode"`
+	Priority   int                   `json:"priority"`
+	IsActive   bool                  `json:"isActive"`
+	Executable []SoftwarePolicyEntry `json:"executable"`
+}
+
+// OrgConfig is an organisation's PAM settings that matter to decisions.
+type OrgConfig struct {
+	// DefaultUnmatchedVerdict applies to uac requests no rule matched:
+	// require_approval (also when empty) or auto_deny.
+	DefaultUnmatchedVerdict Verdict `json:"defaultUnmatchedVerdict,omitempty"`
+}
+
+// defaultVerdict returns the effective unmatched verdict for uac.
+func (c OrgConfig) defaultVerdict() Verdict {
+	if c.DefaultUnmatchedVerdict == VerdictAutoDeny {
+		return VerdictAutoDeny
+	}
+	return VerdictRequireApproval
+}
