@@ -102,6 +102,7 @@ func (e *RuleError) Unwrap() error { return e.Err }
 type RuleSet struct {
 	rules  []compiledRule // in evaluation order
 	index  ruleIndex
+	needs  needs
 	issues []error
 }
 
@@ -181,6 +182,18 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 		return nil, errors.Join(errs...)
 	}
 	rs.index = buildIndex(rs.rules)
+	for i := range rs.rules {
+		for _, c := range rs.rules[i].crits {
+			switch c.kind {
+			case cParentImage:
+				rs.needs.parent = true
+			case cCommandLine:
+				rs.needs.cmdline = true
+			case cAdGroup:
+				rs.needs.groups = true
+			}
+		}
+	}
 	return rs, nil
 }
 

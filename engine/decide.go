@@ -120,7 +120,7 @@ func (rs *RuleSet) decide(in *Input, reference bool) (d Decision) {
 		return failSafe(fmt.Errorf("no evaluation instant"), nil)
 	}
 	var c candidate
-	prepare(&c, in.Flow, &in.Observation, at)
+	prepare(&c, in.Flow, &in.Observation, at, rs.needs)
 
 	if in.Flow == FlowUAC && in.Bridge != nil {
 		br := in.Bridge.evaluate(&c, in.Explain)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/glob"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -298,8 +299,10 @@ func FuzzDifferential(f *testing.F) {
 	})
 }
 
-// FuzzGlob holds the gobwas-compiled matcher of the hot path to the
-// dynamic-programming reference on arbitrary globs and paths.
+// FuzzGlob holds the hot-path matcher to the dynamic-programming reference
+// on arbitrary globs and paths, and both to gobwas/glob (with '/' as the
+// separator and every literal quoted) where the input is small enough for a
+// backtracking matcher to finish.
 func FuzzGlob(f *testing.F) {
 	for _, g := range dfGlobs {
 		for _, p := range dfPaths {
@@ -317,6 +320,11 @@ func FuzzGlob(f *testing.F) {
 		if got := g.match(normPath(path)); got != want {
 			t.Fatalf("glob %q path %q: compiled %v, reference %v", glob, path, got, want)
 		}
+		if len(path) <= 64 && strings.Count(glob, "*") <= 6 {
+			if got := gobwasMatch(t, glob, path); got != want {
+				t.Fatalf("glob %q path %q: gobwas %v, reference %v", glob, path, got, want)
+			}
+		}
 	})
 }
 
@@ -332,4 +340,25 @@ func FuzzFoldKey(f *testing.F) {
 			t.Fatalf("foldKey(%q)=%q foldKey(%q)=%q, EqualFold=%v", a, foldKey(a), b, foldKey(b), want)
 		}
 	})
+}
+
+// gobwasMatch matches with gobwas/glob: the dialect's literals quoted, runs
+// of two or more stars as '**', '/' as the only separator.
+func gobwasMatch(t *testing.T, globText, path string) bool {
+	var b strings.Builder
+	for _, tok := range tokenizeGlob(normPath(globText)) {
+		switch tok.star {
+		case 0:
+			b.WriteString(glob.QuoteMeta(tok.lit))
+		case 1:
+			b.WriteString("*")
+		default:
+			b.WriteString("**")
+		}
+	}
+	g, err := glob.Compile(b.String(), '/')
+	if err != nil {
+		t.Fatalf("gobwas compile of %q: %v", b.String(), err)
+	}
+	return g.Match(normPath(path))
 }

@@ -1,20 +1,24 @@
 package engine
 
-import (
-	"strings"
-
-	"github.com/gobwas/glob"
-)
+import "strings"
 
 // Path globs (pam-semantics §2.1). After normPath, a run of one '*' matches
 // any characters except '/', a run of two or more matches any characters
 // including '/', and every other character — '?', '.', '[', ']' included —
 // is a literal. Matches are anchored and stars may match nothing.
 //
-// Two implementations live here on purpose. globMatchDP is the reference: an
-// O(|glob|·|path|) dynamic programme used by the CEL functions. compileGlob
-// builds a gobwas/glob matcher (with '/' as the separator and every literal
-// quoted) for the indexed hot path. The differential tests hold them equal.
+// Two implementations live here on purpose, and the differential tests and
+// FuzzGlob hold them equal. dpMatch is the reference: an O(|glob|·|path|)
+// dynamic programme, used by the CEL function pathGlob. compileGlob builds the
+// hot-path matcher: the literal prefix and suffix are checked as strings and
+// the middle runs as a bit-parallel NFA (one machine word for up to 63
+// literal bytes), so a match costs one pass over the path whatever the glob
+// — a crafted glob cannot make it backtrack. Longer middles use dpMatch.
+//
+// gobwas/glob (with '/' as separator and quoted literals) expresses the same
+// dialect, but its matcher backtracks: `a*a*a*…*c*b` against a few thousand
+// characters runs for seconds or more, and paths come from agents. It serves
+// as a third, independent oracle in the tests instead.
 
 type globTok struct {
 	star int // 0 = literal, 1 = '*', 2 = '**' (two or more)
@@ -48,9 +52,13 @@ func tokenizeGlob(norm string) []globTok {
 }
 
 // globMatchDP reports whether path matches the glob, both given raw (they
-// are normalised here). It never recurses and never backtracks.
+// are normalised here).
 func globMatchDP(globText, path string) bool {
-	g, p := normPath(globText), normPath(path)
+	return dpMatch(normPath(globText), normPath(path))
+}
+
+// dpMatch matches normalised text. It never recurses and never backtracks.
+func dpMatch(g, p string) bool {
 	n := len(p)
 	prev := make([]bool, n+1)
 	cur := make([]bool, n+1)
@@ -86,24 +94,16 @@ type pathGlob struct {
 	prefix  string // literal text before the first star
 	suffix  string // literal text after the last star
 	minLen  int    // total length of the literals
-	m       *glob.Pattern
+	middle  string // the rest, from the first star to the last
+	nfa     *bitNFA
 }
 
 func compileGlob(raw string) (*pathGlob, error) {
 	norm := normPath(raw)
 	g := &pathGlob{norm: norm}
 	toks := tokenizeGlob(norm)
-	var b strings.Builder
 	for _, t := range toks {
-		switch t.star {
-		case 0:
-			b.WriteString(glob.QuoteMeta(t.lit))
-			g.minLen += len(t.lit)
-		case 1:
-			b.WriteString("*")
-		default:
-			b.WriteString("**")
-		}
+		g.minLen += len(t.lit)
 	}
 	if len(toks) == 0 || (len(toks) == 1 && toks[0].star == 0) {
 		g.literal = true
@@ -111,15 +111,14 @@ func compileGlob(raw string) (*pathGlob, error) {
 	}
 	if toks[0].star == 0 {
 		g.prefix = toks[0].lit
+		toks = toks[1:]
 	}
 	if last := toks[len(toks)-1]; last.star == 0 {
 		g.suffix = last.lit
+		toks = toks[:len(toks)-1]
 	}
-	m, err := glob.Compile(b.String(), '/')
-	if err != nil {
-		return nil, err
-	}
-	g.m = m
+	g.middle = norm[len(g.prefix) : len(norm)-len(g.suffix)]
+	g.nfa = newBitNFA(toks)
 	return g, nil
 }
 
@@ -131,7 +130,69 @@ func (g *pathGlob) match(path string) bool {
 	if len(path) < g.minLen || !strings.HasPrefix(path, g.prefix) || !strings.HasSuffix(path, g.suffix) {
 		return false
 	}
-	return g.m.Match(path)
+	mid := path[len(g.prefix) : len(path)-len(g.suffix)]
+	if g.nfa == nil {
+		return dpMatch(g.middle, mid)
+	}
+	return g.nfa.match(mid)
+}
+
+// bitNFA simulates the glob's automaton with one bit per position: bit i
+// is set while the first i literal bytes have been matched. Gap i (before
+// literal i) may absorb input when a star stands there: any byte for '**',
+// any but '/' for '*'.
+type bitNFA struct {
+	class  [256]uint8 // byte → index into masks (0: appears in no literal)
+	masks  []uint64   // masks[class[c]]: bit i set when literal i is c
+	star   uint64     // gaps holding a single star
+	dstar  uint64     // gaps holding a double star
+	accept uint64
+}
+
+// newBitNFA compiles a token list; nil when it has more literal bytes than
+// fit in one word.
+func newBitNFA(toks []globTok) *bitNFA {
+	b := &bitNFA{masks: []uint64{0}}
+	pos := 0
+	for _, t := range toks {
+		switch t.star {
+		case 1:
+			b.star |= 1 << pos
+		case 2:
+			b.dstar |= 1 << pos
+		default:
+			for i := 0; i < len(t.lit); i++ {
+				if pos >= 63 {
+					return nil
+				}
+				c := t.lit[i]
+				if b.class[c] == 0 {
+					b.masks = append(b.masks, 0)
+					b.class[c] = uint8(len(b.masks) - 1)
+				}
+				b.masks[b.class[c]] |= 1 << pos
+				pos++
+			}
+		}
+	}
+	b.accept = 1 << pos
+	return b
+}
+
+func (b *bitNFA) match(s string) bool {
+	d := uint64(1)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		stay := b.dstar
+		if c != '/' {
+			stay |= b.star
+		}
+		d = d&stay | (d&b.masks[b.class[c]])<<1
+		if d == 0 {
+			return false
+		}
+	}
+	return d&b.accept != 0
 }
 
 // dirKey is the literal directory part of the glob's prefix (up to and

@@ -26,6 +26,8 @@ type candidate struct {
 	toolKey      string
 	thumb        string // lowercase
 	thumbValid   bool
+	groupKeys    string // foldKey of each AD group, each followed by NUL
+	groupsSlow   bool   // a group name holds NUL: groupKeys is not used
 }
 
 // project clears the observation fields the flow never carries.
@@ -64,45 +66,88 @@ func project(flow FlowType, o Observation) Observation {
 	return o
 }
 
-func prepare(c *candidate, flow FlowType, obs *Observation, at time.Time) {
+// needs says which derived forms a rule set's native matchers use, so a
+// decision prepares only those.
+type needs struct{ parent, cmdline, groups bool }
+
+func prepare(c *candidate, flow FlowType, obs *Observation, at time.Time, nd needs) {
 	c.raw = project(flow, *obs)
 	c.flow, c.at = flow, at
 	o := &c.raw
-	n := len(o.SiteID) + 2*len(o.TargetExecutablePath) + 2*len(o.ParentImage) + len(o.CommandLine) +
-		len(o.TargetExecutableHash) + len(o.TargetExecutableSigner) + len(o.SubjectUsername) + len(o.ToolName) +
-		len(o.TargetExecutableSignerThumbprint) + 16
+	n := len(o.SiteID) + len(o.TargetExecutablePath) + len(o.TargetExecutableHash) + len(o.TargetExecutableSigner) +
+		len(o.SubjectUsername) + len(o.ToolName) + len(o.TargetExecutableSignerThumbprint) + 8
+	if nd.parent {
+		n += len(o.ParentImage)
+	}
+	if nd.cmdline {
+		n += len(o.CommandLine)
+	}
+	if nd.groups {
+		for _, g := range o.AdGroups {
+			n += len(g) + 1
+		}
+	}
 	buf := make([]byte, 0, n)
-	var spans [10][2]int
-	add := func(i int, f func([]byte) []byte) {
-		spans[i][0] = len(buf)
-		buf = f(buf)
-		spans[i][1] = len(buf)
+	var ends [10]int
+	buf = appendFoldKey(buf, o.SiteID)
+	ends[0] = len(buf)
+	buf = appendNormPath(buf, o.TargetExecutablePath)
+	ends[1] = len(buf)
+	if nd.parent {
+		buf = appendNormPath(buf, o.ParentImage)
 	}
-	lower := func(s string) func([]byte) []byte {
-		return func(b []byte) []byte { return appendLower(b, s) }
+	ends[2] = len(buf)
+	if nd.cmdline {
+		buf = appendLower(buf, o.CommandLine)
 	}
-	fold := func(s string) func([]byte) []byte { return func(b []byte) []byte { return appendFoldKey(b, s) } }
-	norm := func(s string) func([]byte) []byte { return func(b []byte) []byte { return appendNormPath(b, s) } }
-	add(0, fold(o.SiteID))
-	add(1, norm(o.TargetExecutablePath))
-	add(2, norm(o.ParentImage))
-	if o.CommandLine != "" {
-		add(3, lower(o.CommandLine))
+	ends[3] = len(buf)
+	buf = appendFoldKey(buf, o.TargetExecutableHash)
+	ends[4] = len(buf)
+	buf = appendFoldKey(buf, o.TargetExecutableSigner)
+	ends[5] = len(buf)
+	buf = appendFoldKey(buf, o.SubjectUsername)
+	ends[6] = len(buf)
+	buf = appendFoldKey(buf, o.ToolName)
+	ends[7] = len(buf)
+	buf = appendLower(buf, o.TargetExecutableSignerThumbprint)
+	ends[8] = len(buf)
+	if nd.groups {
+		for _, g := range o.AdGroups {
+			if strings.IndexByte(g, 0) >= 0 {
+				c.groupsSlow = true
+			}
+			buf = appendFoldKey(buf, g)
+			buf = append(buf, 0)
+		}
 	}
-	add(4, fold(o.TargetExecutableHash))
-	add(5, fold(o.TargetExecutableSigner))
-	add(6, fold(o.SubjectUsername))
-	add(7, fold(o.ToolName))
-	if o.TargetExecutableSignerThumbprint != "" {
-		add(8, lower(o.TargetExecutableSignerThumbprint))
-	}
+	ends[9] = len(buf)
 	// The buffer is never written again: views into it are immutable strings.
 	all := unsafe.String(unsafe.SliceData(buf), len(buf))
-	s := func(i int) string { return all[spans[i][0]:spans[i][1]] }
+	s := func(i int) string {
+		if i == 0 {
+			return all[:ends[0]]
+		}
+		return all[ends[i-1]:ends[i]]
+	}
 	c.site, c.path, c.parent, c.cmdLower = s(0), s(1), s(2), s(3)
 	c.hashKey, c.signerKey, c.userKey, c.toolKey = s(4), s(5), s(6), s(7)
-	c.thumb = s(8)
+	c.thumb, c.groupKeys = s(8), s(9)
 	c.thumbValid = IsHex64(c.thumb)
+}
+
+// eachGroupKey calls f with the fold key of every observed AD group.
+func (c *candidate) eachGroupKey(f func(string)) {
+	if c.groupsSlow { // a group name holding NUL: fold one by one
+		for _, g := range c.raw.AdGroups {
+			f(foldKey(g))
+		}
+		return
+	}
+	for ks := c.groupKeys; ks != ""; {
+		i := strings.IndexByte(ks, 0)
+		f(ks[:i])
+		ks = ks[i+1:]
+	}
 }
 
 // thumbEq compares two lowercase thumbprints already known to be 64 hex.

@@ -61,7 +61,6 @@ var (
 	ErrIgnoreOnToolRule  = errors.New(`verdict "ignore" is not allowed on a tool-action rule: a tool action must be decided`)
 	errUnknownVerdict    = errors.New("unknown verdict")
 	errDurationRange     = errors.New("approvalDurationMinutes out of range")
-	hexRE                = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 	hhmmRE               = regexp.MustCompile(`^[0-9]{1,2}:[0-9]{2}$`)
 	uuidRE               = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	validNegateKey       = map[NegateKey]bool{}
@@ -80,7 +79,18 @@ func init() {
 }
 
 // IsHex64 reports whether s is exactly 64 hexadecimal digits (any case).
-func IsHex64(s string) bool { return len(s) == 64 && hexRE.MatchString(s) }
+func IsHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
 
 // IsUUID reports whether s is a UUID in canonical textual form.
 func IsUUID(s string) bool { return uuidRE.MatchString(s) }
