@@ -350,33 +350,20 @@ func compileRule(env *cel.Env, r Rule, groups map[string]groupInfo) (compiledRul
 	return cr, warn, nil
 }
 
-// presence is the CEL presence test for a criterion's datum.
+// critObsKey is the observation field each criterion reads.
+var critObsKey = [...]string{
+	cHash: keyHash, cThumbprint: keyThumbprint, cSigner: keySigner, cToolName: keyTool,
+	cRiskTier: keyRisk, cUser: keyUser, cAdGroup: keyGroups, cPathGlob: keyPath,
+	cParentImage: keyParent, cCommandLine: keyCmdline, cTimeWindow: "",
+}
+
+// presence is the CEL presence test for a criterion's datum; a signer
+// group needs a CN or a thumbprint.
 func (c *criterion) presence() string {
-	switch c.kind {
-	case cHash:
-		return "has(obs." + keyHash + ")"
-	case cThumbprint:
-		return "has(obs." + keyThumbprint + ")"
-	case cSigner:
-		return "has(obs." + keySigner + ")"
-	case cSignerGroup:
+	if c.kind == cSignerGroup {
 		return "(has(obs." + keySigner + ") || has(obs." + keyThumbprint + "))"
-	case cToolName:
-		return "has(obs." + keyTool + ")"
-	case cRiskTier:
-		return "has(obs." + keyRisk + ")"
-	case cUser:
-		return "has(obs." + keyUser + ")"
-	case cAdGroup:
-		return "has(obs." + keyGroups + ")"
-	case cPathGlob:
-		return "has(obs." + keyPath + ")"
-	case cParentImage:
-		return "has(obs." + keyParent + ")"
-	case cCommandLine:
-		return "has(obs." + keyCmdline + ")"
 	}
-	return ""
+	return "has(obs." + critObsKey[c.kind] + ")"
 }
 
 // celExpr is the full CEL condition of one criterion: present, and the

@@ -98,31 +98,10 @@ func explainCriteria(r *compiledRule, c *candidate, te *TraceEntry) {
 }
 
 func obsKeyOf(k critKind) string {
-	switch k {
-	case cHash:
-		return keyHash
-	case cThumbprint:
-		return keyThumbprint
-	case cSigner:
-		return keySigner
-	case cSignerGroup:
+	if k == cSignerGroup {
 		return keySigner + "/" + keyThumbprint
-	case cToolName:
-		return keyTool
-	case cRiskTier:
-		return keyRisk
-	case cUser:
-		return keyUser
-	case cAdGroup:
-		return keyGroups
-	case cPathGlob:
-		return keyPath
-	case cParentImage:
-		return keyParent
-	case cCommandLine:
-		return keyCmdline
 	}
-	return ""
+	return critObsKey[k]
 }
 
 func observed(cr *criterion, c *candidate) string {
