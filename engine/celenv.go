@@ -44,10 +44,17 @@ const (
 	keyRisk       = "riskTier"
 )
 
-// celCostLimit bounds every program's runtime cost. Generated rule programs
-// stay far below it (a 500-entry signer group costs a few thousand units);
-// exceeding it is an evaluation error, which fails safe to pending.
-const celCostLimit = 1_000_000
+// celCostLimit bounds every program's cost. Compile checks each program's
+// worst-case estimate against it (the largest legal rule — a full signer
+// group of maximal entries plus maximal path, parent and command-line
+// criteria — estimates at about 2.2 million), and evaluation runs under it
+// as well; exceeding it at run time is an evaluation error, which fails safe
+// to pending.
+const celCostLimit = 10_000_000
+
+// celMaxSourceSize bounds a rule program's source (code points): the
+// largest legal rule, a full signer group of maximal entries, needs ~170k.
+const celMaxSourceSize = 1_000_000
 
 var (
 	celEnvOnce sync.Once
@@ -73,6 +80,9 @@ func boolFn2(f func(a, b string) bool) cel.OverloadOpt {
 
 func newCELEnv() (*cel.Env, error) {
 	return cel.NewEnv(
+		// A 500-entry signer group of 255-character CNs is a legal rule and
+		// compiles to a list literal larger than CEL's default 100,000.
+		cel.ParserExpressionSizeLimit(celMaxSourceSize),
 		cel.Variable("obs", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("at", cel.TimestampType),
 		cel.Function("eqFold", cel.Overload("eqFold_string_string",

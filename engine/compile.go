@@ -66,6 +66,7 @@ type compiledRule struct {
 	never   bool   // no criterion: never matches (engine guard)
 	poison  string // non-empty: the rule cannot be evaluated safely; reaching it fails safe
 	celSrc  string
+	celCost uint64 // worst-case estimate, checked against celCostLimit
 	prog    cel.Program
 }
 
@@ -337,11 +338,19 @@ func compileRule(env *cel.Env, r Rule, groups map[string]groupInfo) (compiledRul
 	cr.celSrc = celSource(&cr)
 	ast, iss := env.Compile(cr.celSrc)
 	if iss != nil && iss.Err() != nil {
-		return cr, warn, fmt.Errorf("CEL compile of %q: %w", cr.celSrc, iss.Err())
+		return cr, warn, fmt.Errorf("CEL compile of %s: %w", abbreviate(cr.celSrc, 200), iss.Err())
 	}
 	if ast.OutputType() != cel.BoolType {
-		return cr, warn, fmt.Errorf("CEL program %q has type %s, not bool", cr.celSrc, ast.OutputType())
+		return cr, warn, fmt.Errorf("CEL program %s has type %s, not bool", abbreviate(cr.celSrc, 200), ast.OutputType())
 	}
+	est, err := env.EstimateCost(ast, celCostModel{})
+	if err != nil {
+		return cr, warn, fmt.Errorf("CEL cost estimate: %w", err)
+	}
+	if est.Max > celCostLimit {
+		return cr, warn, fmt.Errorf("rule is too expensive to evaluate: worst-case CEL cost %d exceeds the limit %d", est.Max, celCostLimit)
+	}
+	cr.celCost = est.Max
 	prog, err := env.Program(ast, cel.CostLimit(celCostLimit))
 	if err != nil {
 		return cr, warn, fmt.Errorf("CEL program: %w", err)
@@ -407,4 +416,12 @@ func (c *criterion) String() string {
 		return s
 	}
 	return s + " " + strconv.Quote(c.value)
+}
+
+// abbreviate quotes s, shortened to about n bytes for messages.
+func abbreviate(s string, n int) string {
+	if len(s) <= n {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:n]) + fmt.Sprintf("… (%d bytes)", len(s))
 }
