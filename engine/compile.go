@@ -60,7 +60,9 @@ type criterion struct {
 type compiledRule struct {
 	rule    Rule // normalised copy, as given
 	ord     int32
-	site    string // lowercase site id, "" for org-wide
+	scoped  bool   // siteId set: only devices in that site
+	site    string // foldKey of the site id
+	grant   int    // approvalDurationMinutes, 0 when absent
 	hasTool bool
 	crits   []criterion
 	never   bool   // no criterion: never matches (engine guard)
@@ -118,7 +120,7 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 	}
 	groupEntries := make(map[string]groupInfo, len(groups))
 	for _, g := range groups {
-		groupEntries[strings.ToLower(g.ID)] = groupInfo{g.Name, entriesForMatch(g.Signers)}
+		groupEntries[strings.ToLower(g.ID)] = groupInfo{g.Name, g.OrgID, entriesForMatch(g.Signers)}
 	}
 
 	rs := &RuleSet{}
@@ -139,7 +141,7 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 		return strings.Compare(ra.ID, rb.ID)
 	})
 	for _, i := range order {
-		r := rules[i]
+		r := rules[i].Clone() // the set shares nothing with its caller
 		fail := func(err error) { errs = append(errs, &RuleError{Index: i, RuleID: r.ID, Name: r.Name, Err: err}) }
 		var poison string
 		if err := ValidateRule(&r); err != nil {
@@ -164,6 +166,9 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 			ids[r.ID] = i
 		}
 		cr, warn, err := compileRule(env, NormalizeRule(r), groupEntries)
+		if r.ApprovalDurationMinutes != nil && poison == "" {
+			cr.grant = *r.ApprovalDurationMinutes
+		}
 		if err != nil {
 			if !opts.Lenient {
 				fail(err)
@@ -200,7 +205,7 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 
 // Issues lists problems Compile tolerated: invalid rules loaded leniently
 // and rules referencing signer groups that do not exist.
-func (rs *RuleSet) Issues() []error { return rs.issues }
+func (rs *RuleSet) Issues() []error { return slices.Clone(rs.issues) }
 
 // Len is the number of rules in the set.
 func (rs *RuleSet) Len() int { return len(rs.rules) }
@@ -209,7 +214,7 @@ func (rs *RuleSet) Len() int { return len(rs.rules) }
 func (rs *RuleSet) Rules() []Rule {
 	out := make([]Rule, len(rs.rules))
 	for i := range rs.rules {
-		out[i] = rs.rules[i].rule
+		out[i] = rs.rules[i].rule.Clone()
 	}
 	return out
 }
@@ -234,14 +239,17 @@ func validUTF8(s string) string {
 // groupInfo is a signer group as rules see it.
 type groupInfo struct {
 	name    string
+	orgID   string
 	entries []matchEntry
 }
 
 func compileRule(env *cel.Env, r Rule, groups map[string]groupInfo) (compiledRule, error, error) {
-	cr := compiledRule{rule: r, hasTool: r.HasToolCriterion(), never: !r.HasCriterion()}
+	cr := compiledRule{rule: r}
 	if r.SiteID != nil {
-		cr.site = strings.ToLower(*r.SiteID)
+		cr.scoped, cr.site = true, foldKey(*r.SiteID)
 	}
+	r = r.withoutEmptyCriteria()
+	cr.hasTool, cr.never = r.HasToolCriterion(), !r.HasCriterion()
 	var warn error
 	neg := func(k NegateKey) bool { return r.Negated(k) }
 	str := func(p *string) string { return validUTF8(*p) }
@@ -264,8 +272,11 @@ func compileRule(env *cel.Env, r Rule, groups map[string]groupInfo) (compiledRul
 	if r.MatchSignerGroupID != nil {
 		id := str(r.MatchSignerGroupID)
 		gi, ok := groups[strings.ToLower(id)]
+		if ok && gi.orgID != "" && r.OrgID != "" && !strings.EqualFold(gi.orgID, r.OrgID) {
+			gi, ok = groupInfo{}, false // another org's group behaves as missing (fails closed)
+		}
 		if !ok {
-			warn = fmt.Errorf("signer group %q does not exist: the rule's signer-group criterion never holds", id)
+			warn = fmt.Errorf("signer group %q does not exist in the rule's organisation: the rule's signer-group criterion never holds", id)
 		}
 		ents := make([]matchEntry, len(gi.entries))
 		for i, e := range gi.entries {

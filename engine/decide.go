@@ -200,7 +200,7 @@ func ruleDecision(r *compiledRule, c *candidate, trace []TraceEntry) Decision {
 	switch r.rule.Verdict {
 	case VerdictAutoApprove:
 		d.Outcome = OutcomeAutoApproved
-		d.DurationMinutes = grantMinutes(c.flow, r.rule.ApprovalDurationMinutes, c.raw.RequestedDurationMinutes)
+		d.DurationMinutes = grantMinutes(c.flow, r.grant, c.raw.RequestedDurationMinutes)
 	case VerdictAutoDeny:
 		d.Outcome = OutcomeDenied
 	case VerdictRequireApproval:
@@ -219,16 +219,16 @@ func ruleDecision(r *compiledRule, c *candidate, trace []TraceEntry) Decision {
 // grantMinutes is the auto-approval duration: the rule's, else 15 for uac
 // and tool actions; for JIT the rule's, else the requested, else 30, clamped
 // to 1..480.
-func grantMinutes(flow FlowType, rule, requested *int) int {
+func grantMinutes(flow FlowType, rule int, requested *int) int {
 	if flow != FlowJITAdmin {
-		if rule != nil {
-			return *rule
+		if rule != 0 {
+			return rule
 		}
 		return DefaultGrantMinutes
 	}
 	m := DefaultJITMinutes
-	if rule != nil {
-		m = *rule
+	if rule != 0 {
+		m = rule
 	} else if requested != nil {
 		m = *requested
 	}

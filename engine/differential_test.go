@@ -158,6 +158,21 @@ func dfRule(r *rand.Rand, i int, lenient bool) Rule {
 		h := "NOT-A-HASH"
 		ru.MatchHash = &h
 	}
+	if lenient && r.IntN(12) == 0 { // stored empty criteria and sites
+		e := ""
+		switch r.IntN(5) {
+		case 0:
+			ru.MatchCommandLine = &e
+		case 1:
+			ru.MatchUser = &e
+		case 2:
+			ru.MatchToolName = &e
+		case 3:
+			ru.MatchAdGroup = &e
+		case 4:
+			ru.SiteID = &e
+		}
+	}
 	return ru
 }
 

@@ -52,7 +52,7 @@ func (rs *RuleSet) explainRules(c *candidate, winner int32, evalErr error) []Tra
 		switch {
 		case !r.rule.Enabled:
 			te.Result, te.Detail = ResultSkipped, "rule is disabled"
-		case r.site != "" && r.site != c.site:
+		case r.scoped && (c.site == "" || r.site != c.site):
 			te.Result = ResultSkipped
 			if c.site == "" {
 				te.Detail = fmt.Sprintf("rule is scoped to site %s; the device has no site, so only org-wide rules apply", r.site)

@@ -41,7 +41,9 @@ func (l *lengthSet) add(n int) {
 	}
 }
 
-func (l *lengthSet) has(n int) bool { return n < len(l.bits)*64 && l.bits[n/64]&(1<<(n%64)) != 0 }
+// has is true for every length beyond the set's range: such keys (long
+// non-ASCII text) are rare, and looking them up is always correct.
+func (l *lengthSet) has(n int) bool { return n >= len(l.bits)*64 || l.bits[n/64]&(1<<(n%64)) != 0 }
 
 func addTo(m map[string][]int32, k string, ord int32) {
 	l := m[k]

@@ -228,7 +228,7 @@ func (r *compiledRule) participates(c *candidate) bool {
 	if !r.rule.Enabled {
 		return false
 	}
-	if r.site != "" && r.site != c.site {
+	if r.scoped && (c.site == "" || r.site != c.site) {
 		return false
 	}
 	if c.flow == FlowToolAct && !r.hasTool {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 )
 
@@ -149,6 +148,55 @@ func (r *Rule) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy: no pointer or slice of the copy aliases r.
+func (r Rule) Clone() Rule {
+	cs := func(p *string) *string {
+		if p == nil {
+			return nil
+		}
+		v := *p
+		return &v
+	}
+	ci := func(p *int) *int {
+		if p == nil {
+			return nil
+		}
+		v := *p
+		return &v
+	}
+	r.SiteID, r.Description, r.ApprovalDurationMinutes = cs(r.SiteID), cs(r.Description), ci(r.ApprovalDurationMinutes)
+	r.MatchSigner, r.MatchSignerThumbprint, r.MatchSignerGroupID = cs(r.MatchSigner), cs(r.MatchSignerThumbprint), cs(r.MatchSignerGroupID)
+	r.MatchHash, r.MatchPathGlob, r.MatchParentImage = cs(r.MatchHash), cs(r.MatchPathGlob), cs(r.MatchParentImage)
+	r.MatchCommandLine, r.MatchUser, r.MatchAdGroup = cs(r.MatchCommandLine), cs(r.MatchUser), cs(r.MatchAdGroup)
+	r.MatchToolName, r.MatchRiskTier = cs(r.MatchToolName), ci(r.MatchRiskTier)
+	if r.MatchNegate != nil {
+		r.MatchNegate = append([]NegateKey{}, r.MatchNegate...)
+	}
+	if w := r.TimeWindow; w != nil {
+		nw := *w
+		nw.Timezone = cs(w.Timezone)
+		if w.Days != nil {
+			nw.Days = append([]int{}, w.Days...)
+		}
+		r.TimeWindow = &nw
+	}
+	return r
+}
+
+// withoutEmptyCriteria drops criteria whose text is empty. The API never
+// stores one (min length 1), but a stored rule may hold one; like the
+// reference implementation, which tests criteria by truthiness, the engine
+// reads "" as "no criterion" — never as a substring of everything.
+func (r Rule) withoutEmptyCriteria() Rule {
+	for _, p := range []**string{&r.MatchSigner, &r.MatchSignerThumbprint, &r.MatchSignerGroupID, &r.MatchHash,
+		&r.MatchPathGlob, &r.MatchParentImage, &r.MatchCommandLine, &r.MatchUser, &r.MatchAdGroup, &r.MatchToolName} {
+		if *p != nil && **p == "" {
+			*p = nil
+		}
+	}
+	return r
+}
+
 // Negated reports whether key is listed in the rule's matchNegate.
 func (r *Rule) Negated(key NegateKey) bool {
 	for _, k := range r.MatchNegate {
@@ -209,7 +257,7 @@ func (e *SignerEntry) UnmarshalJSON(data []byte) error {
 		Thumbprint *string `json:"thumbprint"`
 	}
 	if err := json.Unmarshal(data, &obj); err != nil {
-		return fmt.Errorf("signer entry must be a CN string or {subjectCn?, thumbprint?}")
+		return nil // stored junk: an entry with neither field, dropped before matching
 	}
 	e.SubjectCN, e.Thumbprint = obj.SubjectCN, obj.Thumbprint
 	return nil

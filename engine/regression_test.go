@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Cases found in review: each once let a rule be skipped, a stored rule
+// approve too much, or the two evaluators disagree.
+
+var rgAt = time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC)
+
+func rgBoth(t *testing.T, rs *RuleSet, in *Input) Decision {
+	t.Helper()
+	fast, ref := rs.Decide(in), rs.DecideReference(in)
+	fast.Explain, ref.Explain = nil, nil
+	if fast.Outcome != ref.Outcome || fast.RuleID != ref.RuleID || fast.DurationMinutes != ref.DurationMinutes || (fast.Error == "") != (ref.Error == "") {
+		t.Fatalf("evaluators disagree: indexed %v, CEL %v", fast, ref)
+	}
+	return fast
+}
+
+func TestRegressionLongNonASCIIPathKey(t *testing.T) {
+	dir := `C:\` + strings.Repeat("é", 2100) // 4,203 bytes, 2,103 characters: a legal glob
+	for _, glob := range []string{dir + `\*.exe`, `*\` + strings.Repeat("é", 2100) + `\*`} {
+		rules := []Rule{
+			{ID: "deny", Name: "deny", Enabled: true, Priority: 1, Verdict: VerdictAutoDeny, MatchPathGlob: sp(glob)},
+			{ID: "all", Name: "all", Enabled: true, Priority: 2, Verdict: VerdictAutoApprove, MatchPathGlob: sp("**")},
+		}
+		rs, err := Compile(rules, nil, CompileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &Input{Flow: FlowUAC, At: rgAt, Observation: Observation{SubjectUsername: "u", TargetExecutablePath: dir + `\x.exe`}}
+		if d := rgBoth(t, rs, in); d.RuleID != "deny" {
+			t.Fatalf("glob %.20q…: got %v, want denied by the first rule", glob, d)
+		}
+	}
+}
+
+func TestRegressionEmptyStoredCriteriaAreAbsent(t *testing.T) {
+	cases := []struct {
+		name string
+		rule Rule
+		flow FlowType
+		obs  Observation
+	}{
+		{"empty command line", Rule{MatchCommandLine: sp("")}, FlowUAC,
+			Observation{SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`, CommandLine: "x.exe /s"}},
+		{"negated empty tool", Rule{MatchToolName: sp(""), MatchNegate: []NegateKey{NegToolName}}, FlowToolAct,
+			Observation{SubjectUsername: "u", ToolName: "shell_exec"}},
+		{"negated empty user", Rule{MatchUser: sp(""), MatchNegate: []NegateKey{NegUser}}, FlowJITAdmin,
+			Observation{SubjectUsername: "u"}},
+		{"negated empty path", Rule{MatchPathGlob: sp(""), MatchNegate: []NegateKey{NegPathGlob}}, FlowUAC,
+			Observation{SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`}},
+		{"empty AD group", Rule{MatchAdGroup: sp("")}, FlowJITAdmin,
+			Observation{SubjectUsername: "u", AdGroups: []string{""}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.rule
+			r.ID, r.Name, r.Enabled, r.Verdict = "r", "r", true, VerdictAutoApprove
+			rs, err := Compile([]Rule{r}, nil, CompileOptions{Lenient: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := rgBoth(t, rs, &Input{Flow: tc.flow, At: rgAt, Observation: tc.obs})
+			if d.Outcome == OutcomeAutoApproved || d.RuleID != "" {
+				t.Fatalf("a rule whose only criterion is empty must never match; got %v", d)
+			}
+		})
+	}
+}
+
+func TestRegressionEmptySiteIsNotOrgWide(t *testing.T) {
+	r := Rule{ID: "r", Name: "r", Enabled: true, Verdict: VerdictAutoApprove, MatchUser: sp("mallory"), SiteID: sp("")}
+	rs, err := Compile([]Rule{r}, nil, CompileOptions{Lenient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, site := range []string{"22222222-2222-2222-2222-222222222222", ""} {
+		d := rgBoth(t, rs, &Input{Flow: FlowJITAdmin, At: rgAt, Observation: Observation{SubjectUsername: "mallory", SiteID: site}})
+		if d.Outcome != OutcomePending || d.RuleID != "" {
+			t.Fatalf("site %q: a rule scoped to a malformed site must not apply; got %v", site, d)
+		}
+	}
+}
+
+func TestRegressionRuleSetSharesNothing(t *testing.T) {
+	d := 30
+	tz := "Europe/London"
+	rules := []Rule{{ID: "r", Name: "r", Enabled: true, Verdict: VerdictAutoApprove, MatchUser: sp("bob"),
+		ApprovalDurationMinutes: &d, TimeWindow: &TimeWindow{Start: "00:00", End: "23:59", Timezone: &tz}}}
+	rs, err := Compile(rules, nil, CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Input{Flow: FlowUAC, At: rgAt, Observation: Observation{SubjectUsername: "bob", TargetExecutablePath: `C:\x.exe`}}
+	// Change everything reachable from the input and from Rules().
+	d = 999999
+	*rules[0].MatchUser = "alice"
+	got := rs.Rules()
+	*got[0].ApprovalDurationMinutes = -5
+	*got[0].MatchUser = "eve"
+	got[0].TimeWindow.Start = "25:00"
+	if dec := rgBoth(t, rs, in); dec.Outcome != OutcomeAutoApproved || dec.DurationMinutes != 30 {
+		t.Fatalf("the compiled set changed with its inputs: %v", dec)
+	}
+	if again := rs.Rules(); *again[0].ApprovalDurationMinutes != 30 || *again[0].MatchUser != "bob" {
+		t.Fatalf("Rules() exposes internal state: %+v", again[0])
+	}
+}
+
+func TestRegressionForeignOrgSignerGroupFailsClosed(t *testing.T) {
+	gid := "aaaaaaaa-0000-0000-0000-000000000001"
+	rules := []Rule{{ID: "r", Name: "r", OrgID: "org-a", Enabled: true, Verdict: VerdictAutoApprove, MatchSignerGroupID: sp(gid)}}
+	groups := []SignerGroup{{ID: gid, OrgID: "org-b", Name: "theirs", Signers: []SignerEntry{CNEntry("Vendor")}}}
+	rs, err := Compile(rules, groups, CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rgBoth(t, rs, &Input{Flow: FlowUAC, At: rgAt, Observation: Observation{SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`, TargetExecutableSigner: "Vendor"}})
+	if d.RuleID != "" || len(rs.Issues()) != 1 {
+		t.Fatalf("another org's group must behave as missing: %v, issues %v", d, rs.Issues())
+	}
+}
