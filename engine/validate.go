@@ -478,6 +478,17 @@ func ValidateObservation(flow FlowType, o *Observation) error {
 	if len(o.AdGroups) > 200 {
 		es = append(es, &FieldError{Field: "observation.adGroups", Reason: "must have at most 200 groups"})
 	}
+	for i, g := range o.AdGroups {
+		if n := strLen(g); n == 0 || n > 255 {
+			es = append(es, &FieldError{Field: fmt.Sprintf("observation.adGroups[%d]", i), Reason: "must be 1 to 255 characters"})
+		}
+	}
+	if o.SiteID != "" && !IsUUID(o.SiteID) {
+		es = append(es, &FieldError{Field: "observation.siteId", Reason: "must be a UUID (or absent for a device without a site)"})
+	}
+	if o.ObservedAt != nil && o.ObservedAt.IsZero() {
+		es = append(es, &FieldError{Field: "observation.observedAt", Reason: "must be a real instant, not the zero time"})
+	}
 	if o.RiskTier != nil && (*o.RiskTier < 0 || *o.RiskTier > 4) {
 		es = append(es, &FieldError{Field: "observation.riskTier", Reason: fmt.Sprintf(errOutOfRangeFmt, 0, 4)})
 	}

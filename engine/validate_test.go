@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -516,7 +517,7 @@ func TestValidateObservation(t *testing.T) {
 		{"uac parent 4097", FlowUAC, uac(func(o *Observation) { o.ParentImage = strings.Repeat("p", 4097) }), []string{"observation.parentImage"}},
 		{"uac command line 8192", FlowUAC, uac(func(o *Observation) { o.CommandLine = strings.Repeat("c", 8192) }), nil},
 		{"uac command line 8193", FlowUAC, uac(func(o *Observation) { o.CommandLine = strings.Repeat("c", 8193) }), []string{"observation.commandLine"}},
-		{"uac 201 AD groups", FlowUAC, uac(func(o *Observation) { o.AdGroups = make([]string, 201) }), []string{"observation.adGroups"}},
+		{"uac 201 AD groups", FlowUAC, uac(func(o *Observation) { o.AdGroups = valGroups(201) }), []string{"observation.adGroups"}},
 		{"uac foreign tool fields", FlowUAC, uac(func(o *Observation) {
 			o.ToolName, o.RiskTier, o.RequestedDurationMinutes = "t", valIntP(2), valIntP(30)
 		}), []string{"observation.requestedDurationMinutes", "observation.riskTier", "observation.toolName"}},
@@ -540,8 +541,11 @@ func TestValidateObservation(t *testing.T) {
 		{"JIT with groups and duration", FlowJITAdmin, jit(func(o *Observation) { o.AdGroups = []string{}; o.RequestedDurationMinutes = valIntP(1000) }), nil},
 		{"JIT duration 0", FlowJITAdmin, jit(func(o *Observation) { o.RequestedDurationMinutes = valIntP(0) }), []string{"observation.requestedDurationMinutes"}},
 		{"JIT duration 1", FlowJITAdmin, jit(func(o *Observation) { o.RequestedDurationMinutes = valIntP(1) }), nil},
-		{"JIT 200 AD groups", FlowJITAdmin, jit(func(o *Observation) { o.AdGroups = make([]string, 200) }), nil},
-		{"JIT 201 AD groups", FlowJITAdmin, jit(func(o *Observation) { o.AdGroups = make([]string, 201) }), []string{"observation.adGroups"}},
+		{"JIT 200 AD groups", FlowJITAdmin, jit(func(o *Observation) { o.AdGroups = valGroups(200) }), nil},
+		{"JIT empty AD group name", FlowJITAdmin, jit(func(o *Observation) { o.AdGroups = []string{"ok", ""} }), []string{"observation.adGroups[1]"}},
+		{"JIT 256-character AD group name", FlowJITAdmin, jit(func(o *Observation) { o.AdGroups = []string{strings.Repeat("g", 256)} }), []string{"observation.adGroups[0]"}},
+		{"site not a UUID", FlowJITAdmin, jit(func(o *Observation) { o.SiteID = "hq" }), []string{"observation.siteId"}},
+		{"JIT 201 AD groups", FlowJITAdmin, jit(func(o *Observation) { o.AdGroups = valGroups(201) }), []string{"observation.adGroups"}},
 		{"JIT without user", FlowJITAdmin, jit(func(o *Observation) { o.SubjectUsername = "" }), []string{"observation.subjectUsername"}},
 		{"JIT foreign path and tool", FlowJITAdmin, jit(func(o *Observation) { o.TargetExecutablePath = `C:\x`; o.ToolName = "t"; o.RiskTier = valIntP(1) }),
 			[]string{"observation.riskTier", "observation.targetExecutablePath", "observation.toolName"}},
@@ -655,3 +659,12 @@ func TestRuleJSON(t *testing.T) {
 }
 
 func valParseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }
+
+// valGroups returns n distinct, valid AD group names.
+func valGroups(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("group-%d", i)
+	}
+	return out
+}

@@ -35,12 +35,12 @@ Flags:
 // its observation are strict, so a misspelt key is an error rather than
 // silently missing data.
 type decideRequest struct {
-	FlowType       engine.FlowType        `json:"flowType"`
-	Rules          []json.RawMessage      `json:"rules"`
-	SignerGroups   []engine.SignerGroup   `json:"signerGroups"`
-	SoftwarePolicy *engine.SoftwarePolicy `json:"softwarePolicy"`
-	OrgConfig      engine.OrgConfig       `json:"orgConfig"`
-	Observation    json.RawMessage        `json:"observation"`
+	FlowType       engine.FlowType      `json:"flowType"`
+	Rules          []json.RawMessage    `json:"rules"`
+	SignerGroups   []engine.SignerGroup `json:"signerGroups"`
+	SoftwarePolicy json.RawMessage      `json:"softwarePolicy"`
+	OrgConfig      engine.OrgConfig     `json:"orgConfig"`
+	Observation    json.RawMessage      `json:"observation"`
 }
 
 func runDecide(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -99,7 +99,7 @@ func strictUnmarshal(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return describeJSONError(err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("unexpected data after the JSON value")
 	}
 	return nil
@@ -171,8 +171,23 @@ func buildDecision(data []byte, lenient bool, warn io.Writer) (*engine.Input, *e
 	}
 
 	input := &engine.Input{Flow: req.FlowType, Observation: obs, At: *obs.ObservedAt, Org: req.OrgConfig}
-	if p := req.SoftwarePolicy; p != nil {
-		b, err := engine.NewBridge(*p)
+	if p := req.SoftwarePolicy; len(p) > 0 && string(p) != "null" {
+		// isActive must be stated: a blocklist silently read as inactive
+		// would let through what it was written to stop.
+		var active struct {
+			IsActive *bool `json:"isActive"`
+		}
+		var sp engine.SoftwarePolicy
+		if err := json.Unmarshal(p, &active); err != nil {
+			return nil, nil, fmt.Errorf("softwarePolicy: %w", describeJSONError(err))
+		}
+		if active.IsActive == nil {
+			return nil, nil, errors.New("softwarePolicy.isActive: is required (true or false)")
+		}
+		if err := strictUnmarshal(p, &sp); err != nil {
+			return nil, nil, fmt.Errorf("softwarePolicy: %w", err)
+		}
+		b, err := engine.NewBridge(sp)
 		if err != nil {
 			return nil, nil, fmt.Errorf("softwarePolicy: %w", err)
 		}

@@ -186,6 +186,21 @@ func TestDecideInvalidInput(t *testing.T) {
 			m["signerGroups"].([]any)[0].(map[string]any)["signers"] = []any{map[string]any{"thumbprint": "abc"}}
 		}, want: []string{"signerGroups[0]", "thumbprint"}},
 		{name: "not JSON", raw: "{", want: []string{"decide"}},
+		{name: "trailing data", raw: `{"flowType":"uac_intercept"}}`, want: []string{"after the JSON value"}},
+		{name: "policy without isActive", edit: func(m map[string]any) {
+			delete(m["softwarePolicy"].(map[string]any), "isActive")
+		}, want: []string{"softwarePolicy.isActive"}},
+		{name: "misspelt policy key", edit: func(m map[string]any) {
+			m["softwarePolicy"].(map[string]any)["exectuable"] = []any{}
+		}, want: []string{"softwarePolicy", "exectuable"}},
+		{name: "zero observedAt", edit: func(m map[string]any) {
+			m["observation"].(map[string]any)["observedAt"] = "0001-01-01T00:00:00Z"
+		}, want: []string{"observation.observedAt"}},
+		{name: "site not a UUID", edit: func(m map[string]any) { m["observation"].(map[string]any)["siteId"] = "hq" }, want: []string{"observation.siteId"}},
+		{name: "empty AD group", edit: func(m map[string]any) {
+			m["flowType"] = "tech_jit_admin"
+			m["observation"] = map[string]any{"subjectUsername": "bob", "adGroups": []any{""}, "observedAt": "2026-06-15T10:00:00Z"}
+		}, want: []string{"observation.adGroups[0]"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
