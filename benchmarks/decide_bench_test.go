@@ -108,8 +108,11 @@ func newRuleGen(n int) *ruleGen {
 
 func (g *ruleGen) pick(s []string) string { return s[g.rng.IntN(len(s))] }
 
-func (g *ruleGen) hex64() string {
-	return fmt.Sprintf("%016x%016x%016x%016x", g.rng.Uint64(), g.rng.Uint64(), g.rng.Uint64(), g.rng.Uint64())
+func (g *ruleGen) hex64() string { return hex64(g.rng) }
+
+// hex64 draws a 64-hex-digit string (a SHA-256 or thumbprint) from r.
+func hex64(r *rand.Rand) string {
+	return fmt.Sprintf("%016x%016x%016x%016x", r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64())
 }
 
 // uuid returns a version-4-shaped UUID from the generator's stream.
@@ -308,9 +311,6 @@ func generateRules(n int) []engine.Rule {
 // only matching rule is the target signer rule.
 func lateMatchInput(site string) *engine.Input {
 	o := rand.New(rand.NewPCG(1, 2))
-	hex := func() string {
-		return fmt.Sprintf("%016x%016x%016x%016x", o.Uint64(), o.Uint64(), o.Uint64(), o.Uint64())
-	}
 	path := `C:\Program Files\Northwind Traders\Deploy\nwdeploy.exe`
 	return &engine.Input{
 		Flow: engine.FlowUAC,
@@ -318,9 +318,9 @@ func lateMatchInput(site string) *engine.Input {
 		Observation: engine.Observation{
 			SubjectUsername:                  observedUser,
 			TargetExecutablePath:             path,
-			TargetExecutableHash:             hex(),
+			TargetExecutableHash:             hex64(o),
 			TargetExecutableSigner:           targetVendorCN,
-			TargetExecutableSignerThumbprint: hex(),
+			TargetExecutableSignerThumbprint: hex64(o),
 			ParentImage:                      `C:\Windows\explorer.exe`,
 			CommandLine:                      `"` + path + `" /quiet /norestart`,
 			AdGroups:                         observedGroups,
@@ -334,9 +334,6 @@ func lateMatchInput(site string) *engine.Input {
 // decides.
 func noMatchInput(site string) *engine.Input {
 	o := rand.New(rand.NewPCG(3, 4))
-	hex := func() string {
-		return fmt.Sprintf("%016x%016x%016x%016x", o.Uint64(), o.Uint64(), o.Uint64(), o.Uint64())
-	}
 	path := `C:\Users\jdoe\Downloads\OrbitSync-Setup-x64.exe`
 	return &engine.Input{
 		Flow: engine.FlowUAC,
@@ -344,9 +341,9 @@ func noMatchInput(site string) *engine.Input {
 		Observation: engine.Observation{
 			SubjectUsername:                  observedUser,
 			TargetExecutablePath:             path,
-			TargetExecutableHash:             hex(),
+			TargetExecutableHash:             hex64(o),
 			TargetExecutableSigner:           "Orbit Sync Software Ltd",
-			TargetExecutableSignerThumbprint: hex(),
+			TargetExecutableSignerThumbprint: hex64(o),
 			ParentImage:                      `C:\Program Files\Mozilla Firefox\firefox.exe`,
 			CommandLine:                      `"` + path + `"`,
 			AdGroups:                         observedGroups,
@@ -367,20 +364,37 @@ type fixture struct {
 	noMtch *engine.Input
 }
 
-var (
-	fixMu    sync.Mutex
-	fixCache = map[int]*fixture{}
-)
+// memo builds each fixture once per process: every -count repetition and
+// every evaluator shares it.
+type memo[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]V
+}
+
+func (c *memo[K, V]) get(k K, build func() V) V {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.m[k]; ok {
+		return v
+	}
+	if c.m == nil {
+		c.m = map[K]V{}
+	}
+	v := build()
+	c.m[k] = v
+	return v
+}
+
+var fixtures memo[int, *fixture]
 
 // getFixture generates and compiles the n-rule set once per process (every
 // -count repetition and both evaluators share it) and checks it.
 func getFixture(tb testing.TB, n int) *fixture {
 	tb.Helper()
-	fixMu.Lock()
-	defer fixMu.Unlock()
-	if f, ok := fixCache[n]; ok {
-		return f
-	}
+	return fixtures.get(n, func() *fixture { return buildFixture(tb, n) })
+}
+
+func buildFixture(tb testing.TB, n int) *fixture {
 	rules := generateRules(n)
 	rs, err := engine.Compile(rules, nil, engine.CompileOptions{})
 	if err != nil {
@@ -393,7 +407,6 @@ func getFixture(tb testing.TB, n int) *fixture {
 	if err := f.check(); err != nil {
 		tb.Fatalf("rules=%d: %v", n, err)
 	}
-	fixCache[n] = f
 	return f
 }
 

@@ -3,7 +3,6 @@ package benchmarks
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,21 +70,17 @@ type globFixture struct {
 	matching *engine.Input // has the 'c': decided by the crafted rule
 }
 
-var (
-	globFixMu    sync.Mutex
-	globFixCache = map[int]*globFixture{}
-)
+var globFixtures memo[int, *globFixture]
 
 // getGlobFixture compiles the crafted rule alone (background = 0) or with
 // the background-rule set of BenchmarkDecide (background = 10000), once per
 // process, and checks both observations on both evaluators.
 func getGlobFixture(tb testing.TB, background int) *globFixture {
 	tb.Helper()
-	globFixMu.Lock()
-	defer globFixMu.Unlock()
-	if f, ok := globFixCache[background]; ok {
-		return f
-	}
+	return globFixtures.get(background, func() *globFixture { return buildGlobFixture(tb, background) })
+}
+
+func buildGlobFixture(tb testing.TB, background int) *globFixture {
 	rules := []engine.Rule{adversarialRule()}
 	site := ""
 	if background > 0 {
@@ -106,7 +101,6 @@ func getGlobFixture(tb testing.TB, background int) *globFixture {
 	if err := f.check(); err != nil {
 		tb.Fatalf("background=%d: %v", background, err)
 	}
-	globFixCache[background] = f
 	return f
 }
 
