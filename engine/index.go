@@ -155,13 +155,26 @@ func (r *compiledRule) firstPositive(k critKind) *criterion {
 	return nil
 }
 
+// equalityKinds are the criteria a rule is filed by before any path key,
+// most selective first.
+var equalityKinds = [...]critKind{cHash, cThumbprint, cSigner, cSignerGroup, cToolName, cUser}
+
+// equalityKey is the rule's first positive equality criterion, in
+// equalityKinds order, or nil.
+func (r *compiledRule) equalityKey() *criterion {
+	for _, k := range equalityKinds {
+		if c := r.firstPositive(k); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
 // indexGlob is the positive path glob a rule would be filed under, if it
 // has no equality criterion to file it by.
 func indexGlob(r *compiledRule) *pathGlob {
-	for _, k := range []critKind{cHash, cThumbprint, cSigner, cSignerGroup, cToolName, cUser} {
-		if r.firstPositive(k) != nil {
-			return nil
-		}
+	if r.equalityKey() != nil {
+		return nil
 	}
 	if c := r.firstPositive(cPathGlob); c != nil {
 		return c.glob
@@ -172,34 +185,27 @@ func indexGlob(r *compiledRule) *pathGlob {
 // file puts the rule under its best key; false when it has no indexable
 // criterion.
 func (ix *ruleIndex) file(r *compiledRule, freq map[pathKey]int) bool {
-	if c := r.firstPositive(cHash); c != nil {
-		addTo(ix.hash, foldKey(c.value), r.ord)
-		return true
-	}
-	if c := r.firstPositive(cThumbprint); c != nil {
-		addTo(ix.thumb, c.lower, r.ord)
-		return true
-	}
-	if c := r.firstPositive(cSigner); c != nil {
-		addTo(ix.signer, foldKey(c.value), r.ord)
-		return true
-	}
-	if c := r.firstPositive(cSignerGroup); c != nil {
-		for _, e := range c.ents {
-			if e.thumbprint != "" {
-				addTo(ix.thumb, e.thumbprint, r.ord)
-			} else {
-				addTo(ix.signer, foldKey(e.cn), r.ord)
+	if c := r.equalityKey(); c != nil {
+		switch c.kind {
+		case cHash:
+			addTo(ix.hash, foldKey(c.value), r.ord)
+		case cThumbprint:
+			addTo(ix.thumb, c.lower, r.ord)
+		case cSigner:
+			addTo(ix.signer, foldKey(c.value), r.ord)
+		case cSignerGroup:
+			for _, e := range c.ents {
+				if e.thumbprint != "" {
+					addTo(ix.thumb, e.thumbprint, r.ord)
+				} else {
+					addTo(ix.signer, foldKey(e.cn), r.ord)
+				}
 			}
+		case cToolName:
+			addTo(ix.tool, foldKey(c.value), r.ord)
+		case cUser:
+			addTo(ix.user, foldKey(c.value), r.ord)
 		}
-		return true
-	}
-	if c := r.firstPositive(cToolName); c != nil {
-		addTo(ix.tool, foldKey(c.value), r.ord)
-		return true
-	}
-	if c := r.firstPositive(cUser); c != nil {
-		addTo(ix.user, foldKey(c.value), r.ord)
 		return true
 	}
 	if c := r.firstPositive(cPathGlob); c != nil {

@@ -87,51 +87,43 @@ func prepare(c *candidate, flow FlowType, obs *Observation, at time.Time, nd nee
 			n += len(g) + 1
 		}
 	}
+	// Each derived form is appended to one buffer and its end marked; views
+	// are cut once the buffer is complete, and it is never written again.
 	buf := make([]byte, 0, n)
-	var ends [10]int
+	views := [...]*string{&c.site, &c.path, &c.parent, &c.cmdLower, &c.hashKey, &c.signerKey, &c.userKey, &c.toolKey, &c.thumb, &c.groupKeys}
+	var ends [len(views)]int
+	k := 0
+	mark := func() { ends[k] = len(buf); k++ }
 	buf = appendFoldKey(buf, o.SiteID)
-	ends[0] = len(buf)
+	mark()
 	buf = appendNormPath(buf, o.TargetExecutablePath)
-	ends[1] = len(buf)
+	mark()
 	if nd.parent {
 		buf = appendNormPath(buf, o.ParentImage)
 	}
-	ends[2] = len(buf)
+	mark()
 	if nd.cmdline {
 		buf = appendLower(buf, o.CommandLine)
 	}
-	ends[3] = len(buf)
-	buf = appendFoldKey(buf, o.TargetExecutableHash)
-	ends[4] = len(buf)
-	buf = appendFoldKey(buf, o.TargetExecutableSigner)
-	ends[5] = len(buf)
-	buf = appendFoldKey(buf, o.SubjectUsername)
-	ends[6] = len(buf)
-	buf = appendFoldKey(buf, o.ToolName)
-	ends[7] = len(buf)
+	mark()
+	for _, s := range []string{o.TargetExecutableHash, o.TargetExecutableSigner, o.SubjectUsername, o.ToolName} {
+		buf = appendFoldKey(buf, s)
+		mark()
+	}
 	buf = appendLower(buf, o.TargetExecutableSignerThumbprint)
-	ends[8] = len(buf)
+	mark()
 	if nd.groups {
 		for _, g := range o.AdGroups {
-			if strings.IndexByte(g, 0) >= 0 {
-				c.groupsSlow = true
-			}
-			buf = appendFoldKey(buf, g)
-			buf = append(buf, 0)
+			c.groupsSlow = c.groupsSlow || strings.IndexByte(g, 0) >= 0
+			buf = append(appendFoldKey(buf, g), 0)
 		}
 	}
-	ends[9] = len(buf)
-	// The buffer is never written again: views into it are immutable strings.
+	mark()
 	all := unsafe.String(unsafe.SliceData(buf), len(buf))
-	s := func(i int) string {
-		if i == 0 {
-			return all[:ends[0]]
-		}
-		return all[ends[i-1]:ends[i]]
+	start := 0
+	for i, v := range views {
+		*v, start = all[start:ends[i]], ends[i]
 	}
-	c.site, c.path, c.parent, c.cmdLower = s(0), s(1), s(2), s(3)
-	c.hashKey, c.signerKey, c.userKey, c.toolKey = s(4), s(5), s(6), s(7)
-	c.thumb, c.groupKeys = s(8), s(9)
 	c.thumbValid = IsHex64(c.thumb)
 }
 
