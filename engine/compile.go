@@ -65,8 +65,9 @@ type compiledRule struct {
 	grant   int    // approvalDurationMinutes, 0 when absent
 	hasTool bool
 	crits   []criterion
-	never   bool   // no criterion: never matches (engine guard)
-	poison  string // non-empty: the rule cannot be evaluated safely; reaching it fails safe
+	cond    *condNode // the rule's condition, ANDed with crits; nil when none
+	never   bool      // no criterion: never matches (engine guard)
+	poison  string    // non-empty: the rule cannot be evaluated safely; reaching it fails safe
 	celSrc  string
 	celCost uint64 // worst-case estimate, checked against celCostLimit
 	prog    cel.Program
@@ -118,9 +119,12 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 	if err != nil {
 		return nil, fmt.Errorf("cel environment: %w", err)
 	}
-	groupEntries := make(map[string]groupInfo, len(groups))
+	gctx := groupCtx{groups: make(map[string]groupInfo, len(groups)), byName: map[string][]string{}}
 	for _, g := range groups {
-		groupEntries[strings.ToLower(g.ID)] = groupInfo{g.Name, g.OrgID, entriesForMatch(g.Signers)}
+		id := strings.ToLower(g.ID)
+		gctx.groups[id] = groupInfo{g.Name, g.OrgID, entriesForMatch(g.Signers)}
+		k := foldKey(strings.TrimSpace(g.Name))
+		gctx.byName[k] = append(gctx.byName[k], id)
 	}
 
 	rs := &RuleSet{}
@@ -165,7 +169,7 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 			}
 			ids[r.ID] = i
 		}
-		cr, warn, err := compileRule(env, NormalizeRule(r), groupEntries)
+		cr, warn, err := compileRule(env, NormalizeRule(r), gctx)
 		if r.ApprovalDurationMinutes != nil && poison == "" {
 			cr.grant = *r.ApprovalDurationMinutes
 		}
@@ -188,16 +192,22 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 		return nil, errors.Join(errs...)
 	}
 	rs.index = buildIndex(rs.rules)
+	note := func(c *criterion) {
+		switch c.kind {
+		case cParentImage:
+			rs.needs.parent = true
+		case cCommandLine:
+			rs.needs.cmdline = true
+		case cAdGroup:
+			rs.needs.groups = true
+		}
+	}
 	for i := range rs.rules {
-		for _, c := range rs.rules[i].crits {
-			switch c.kind {
-			case cParentImage:
-				rs.needs.parent = true
-			case cCommandLine:
-				rs.needs.cmdline = true
-			case cAdGroup:
-				rs.needs.groups = true
-			}
+		for j := range rs.rules[i].crits {
+			note(&rs.rules[i].crits[j])
+		}
+		if n := rs.rules[i].cond; n != nil {
+			n.each(note)
 		}
 	}
 	return rs, nil
@@ -243,7 +253,7 @@ type groupInfo struct {
 	entries []matchEntry
 }
 
-func compileRule(env *cel.Env, r Rule, groups map[string]groupInfo) (compiledRule, error, error) {
+func compileRule(env *cel.Env, r Rule, gc groupCtx) (compiledRule, error, error) {
 	cr := compiledRule{rule: r}
 	if r.SiteID != nil {
 		cr.scoped, cr.site = true, foldKey(*r.SiteID)
@@ -251,91 +261,26 @@ func compileRule(env *cel.Env, r Rule, groups map[string]groupInfo) (compiledRul
 	r = r.withoutEmptyCriteria()
 	cr.hasTool, cr.never = r.HasToolCriterion(), !r.HasCriterion()
 	var warn error
-	neg := func(k NegateKey) bool { return r.Negated(k) }
-	str := func(p *string) string { return validUTF8(*p) }
-
-	if r.MatchHash != nil {
-		v := str(r.MatchHash)
-		cr.crits = append(cr.crits, criterion{kind: cHash, negate: neg(NegHash), value: v,
-			expr: fmt.Sprintf("eqFold(obs.%s, %s)", keyHash, celQuote(v))})
-	}
-	if r.MatchSignerThumbprint != nil {
-		v := strings.ToLower(str(r.MatchSignerThumbprint))
-		cr.crits = append(cr.crits, criterion{kind: cThumbprint, negate: neg(NegSignerThumbprint), value: v, lower: v, valid: IsHex64(v),
-			expr: fmt.Sprintf("thumbprintEq(obs.%s, %s)", keyThumbprint, celQuote(v))})
-	}
-	if r.MatchSigner != nil {
-		v := str(r.MatchSigner)
-		cr.crits = append(cr.crits, criterion{kind: cSigner, negate: neg(NegSigner), value: v,
-			expr: fmt.Sprintf("eqFold(obs.%s, %s)", keySigner, celQuote(v))})
-	}
-	if r.MatchSignerGroupID != nil {
-		id := str(r.MatchSignerGroupID)
-		gi, ok := groups[strings.ToLower(id)]
-		if ok && gi.orgID != "" && r.OrgID != "" && !strings.EqualFold(gi.orgID, r.OrgID) {
-			gi, ok = groupInfo{}, false // another org's group behaves as missing (fails closed)
-		}
-		if !ok {
-			warn = fmt.Errorf("signer group %q does not exist in the rule's organisation: the rule's signer-group criterion never holds", id)
-		}
-		ents := make([]matchEntry, len(gi.entries))
-		for i, e := range gi.entries {
-			ents[i] = matchEntry{cn: validUTF8(e.cn), thumbprint: e.thumbprint}
-		}
-		label := id
-		if gi.name != "" {
-			label = gi.name + " (" + id + ")"
-		}
-		c := criterion{kind: cSignerGroup, negate: neg(NegSignerGroup), group: label, ents: ents, found: len(ents) > 0}
-		if c.found {
-			parts := make([]string, len(ents))
-			for i, e := range ents {
-				parts[i] = fmt.Sprintf("[%s, %s]", celQuote(e.cn), celQuote(e.thumbprint))
-			}
-			c.expr = fmt.Sprintf("[%s].exists(e, signerEntry(obs, e[0], e[1]))", strings.Join(parts, ", "))
-		}
-		cr.crits = append(cr.crits, c)
-	}
-	if r.MatchToolName != nil {
-		v := str(r.MatchToolName)
-		cr.crits = append(cr.crits, criterion{kind: cToolName, negate: neg(NegToolName), value: v,
-			expr: fmt.Sprintf("eqFold(obs.%s, %s)", keyTool, celQuote(v))})
-	}
-	if r.MatchRiskTier != nil {
-		cr.crits = append(cr.crits, criterion{kind: cRiskTier, negate: neg(NegRiskTier), risk: *r.MatchRiskTier,
-			expr: fmt.Sprintf("obs.%s == %d", keyRisk, *r.MatchRiskTier)})
-	}
-	if r.MatchUser != nil {
-		v := str(r.MatchUser)
-		cr.crits = append(cr.crits, criterion{kind: cUser, negate: neg(NegUser), value: v,
-			expr: fmt.Sprintf("eqFold(obs.%s, %s)", keyUser, celQuote(v))})
-	}
-	if r.MatchAdGroup != nil {
-		v := str(r.MatchAdGroup)
-		cr.crits = append(cr.crits, criterion{kind: cAdGroup, negate: neg(NegAdGroup), value: v,
-			expr: fmt.Sprintf("obs.%s.exists(g, eqFold(g, %s))", keyGroups, celQuote(v))})
-	}
-	for _, pg := range []struct {
-		kind critKind
-		key  NegateKey
-		obs  string
-		v    *string
-	}{{cPathGlob, NegPathGlob, keyPath, r.MatchPathGlob}, {cParentImage, NegParentImage, keyParent, r.MatchParentImage}} {
-		if pg.v == nil {
+	gc.orgID = r.OrgID
+	for _, f := range matchFields(&r) {
+		var v string
+		risk := 0
+		switch {
+		case f.risk != nil && *f.risk != nil:
+			risk = **f.risk
+		case f.v != nil && *f.v != nil:
+			v = **f.v
+		default:
 			continue
 		}
-		v := str(pg.v)
-		g, err := compileGlob(v)
+		c, w, err := newCriterion(f.kind, v, risk, r.Negated(f.neg), gc, true)
 		if err != nil {
-			return cr, warn, fmt.Errorf("%s: %w", pg.kind, err)
+			return cr, warn, err
 		}
-		cr.crits = append(cr.crits, criterion{kind: pg.kind, negate: neg(pg.key), value: v, glob: g,
-			expr: fmt.Sprintf("pathGlob(obs.%s, %s)", pg.obs, celQuote(v))})
-	}
-	if r.MatchCommandLine != nil {
-		v := str(r.MatchCommandLine)
-		cr.crits = append(cr.crits, criterion{kind: cCommandLine, negate: neg(NegCommandLine), value: v, lower: strings.ToLower(v),
-			expr: fmt.Sprintf("containsFold(obs.%s, %s)", keyCmdline, celQuote(v))})
+		if w != nil {
+			warn = w
+		}
+		cr.crits = append(cr.crits, c)
 	}
 	if r.TimeWindow != nil {
 		w := compileWindow(r.TimeWindow)
@@ -346,6 +291,20 @@ func compileRule(env *cel.Env, r Rule, groups map[string]groupInfo) (compiledRul
 		cr.crits = append(cr.crits, c)
 	}
 
+	if r.Condition != nil {
+		x, err := ParseCondition(*r.Condition)
+		if err != nil {
+			return cr, warn, fmt.Errorf("condition: %w", err)
+		}
+		n, w, err := compileCondition(x, gc)
+		if w != nil {
+			warn = w
+		}
+		if err != nil {
+			return cr, warn, fmt.Errorf("condition: %w", err)
+		}
+		cr.cond = &n
+	}
 	cr.celSrc = celSource(&cr)
 	ast, iss := env.Compile(cr.celSrc)
 	if iss != nil && iss.Err() != nil {
@@ -408,6 +367,9 @@ func celSource(cr *compiledRule) string {
 	parts := make([]string, len(cr.crits))
 	for i := range cr.crits {
 		parts[i] = "(" + cr.crits[i].celExpr() + ")"
+	}
+	if cr.cond != nil {
+		parts = append(parts, cr.cond.celSource())
 	}
 	return strings.Join(parts, " && ")
 }

@@ -93,8 +93,55 @@ func explainCriteria(r *compiledRule, c *candidate, te *TraceEntry) {
 		te.Detail = failureDetail(cr, c, present)
 		return
 	}
+	if r.cond != nil {
+		ok, err := r.cond.eval(c)
+		if err != nil || !ok {
+			te.Result, te.Criterion, te.Expression = ResultNoMatch, "condition", r.cond.celSource()
+			te.Detail = "the condition is not definitely true: " + r.cond.describe(c)
+			if err != nil {
+				te.Result, te.Detail = ResultError, "condition: "+err.Error()
+			}
+			return
+		}
+	}
 	te.Result, te.Expression = ResultMatched, r.celSrc
 	te.Detail = fmt.Sprintf("all %d criteria hold", len(r.crits))
+	if r.cond != nil {
+		te.Detail = fmt.Sprintf("all %d criteria and the condition hold", len(r.crits))
+	}
+}
+
+// describe lists what each literal of a condition gave for the candidate.
+func (n *condNode) describe(c *candidate) string {
+	var parts []string
+	var walk func(n *condNode)
+	walk = func(n *condNode) {
+		switch n.op {
+		case 'c':
+			present, ok := n.crit.test(c)
+			res := "false"
+			switch {
+			case !present:
+				res = "unknown (" + obsKeyOf(n.crit.kind) + " absent)"
+			case ok != n.crit.negate:
+				res = "true"
+			}
+			parts = append(parts, n.crit.String()+": "+res)
+		case 'x':
+			v, err := evalBool(n.cel.prog, c.activation())
+			res := fmt.Sprint(v)
+			if err != nil {
+				res = "error: " + err.Error()
+			}
+			parts = append(parts, "cel "+n.cel.src+": "+res)
+		default:
+			for i := range n.kids {
+				walk(&n.kids[i])
+			}
+		}
+	}
+	walk(n)
+	return strings.Join(parts, "; ")
 }
 
 func obsKeyOf(k critKind) string {

@@ -28,6 +28,16 @@ type candidate struct {
 	thumbValid   bool
 	groupKeys    string // foldKey of each AD group, each followed by NUL
 	groupsSlow   bool   // a group name holds NUL: groupKeys is not used
+
+	act *celActivation // built on first use by a cel condition
+}
+
+// activation returns the candidate's CEL view, building it once.
+func (c *candidate) activation() *celActivation {
+	if c.act == nil {
+		c.act = newActivation(c)
+	}
+	return c.act
 }
 
 // project clears the observation fields the flow never carries.
@@ -241,6 +251,13 @@ func (r *compiledRule) matches(c *candidate) (bool, error) {
 		if !r.crits[i].holds(c) {
 			return false, nil
 		}
+	}
+	if r.cond != nil {
+		ok, err := r.cond.eval(c)
+		if err != nil {
+			return false, fmt.Errorf("rule %s: condition: %w", quoteName(r), err)
+		}
+		return ok, nil
 	}
 	return true, nil
 }

@@ -130,10 +130,15 @@ type Rule struct {
 	MatchToolName           *string     `json:"matchToolName"`
 	MatchRiskTier           *int        `json:"matchRiskTier"`
 	MatchNegate             []NegateKey `json:"matchNegate"`
-	TimeWindow              *TimeWindow `json:"timeWindow"`
-	CreatedByUserID         string      `json:"createdByUserId,omitempty"`
-	CreatedAt               time.Time   `json:"createdAt,omitzero"`
-	UpdatedAt               time.Time   `json:"updatedAt,omitzero"`
+	// Condition is a richer condition in the rule language (or, not,
+	// parentheses, lists, cel atoms), ANDed with the match* criteria. A
+	// plain conjunction is stored in the match* fields instead (see
+	// NormalizeRule).
+	Condition       *string     `json:"condition"`
+	TimeWindow      *TimeWindow `json:"timeWindow"`
+	CreatedByUserID string      `json:"createdByUserId,omitempty"`
+	CreatedAt       time.Time   `json:"createdAt,omitzero"`
+	UpdatedAt       time.Time   `json:"updatedAt,omitzero"`
 }
 
 // UnmarshalJSON applies the API's create defaults (enabled true, priority
@@ -169,6 +174,7 @@ func (r Rule) Clone() Rule {
 	r.MatchHash, r.MatchPathGlob, r.MatchParentImage = cs(r.MatchHash), cs(r.MatchPathGlob), cs(r.MatchParentImage)
 	r.MatchCommandLine, r.MatchUser, r.MatchAdGroup = cs(r.MatchCommandLine), cs(r.MatchUser), cs(r.MatchAdGroup)
 	r.MatchToolName, r.MatchRiskTier = cs(r.MatchToolName), ci(r.MatchRiskTier)
+	r.Condition = cs(r.Condition)
 	if r.MatchNegate != nil {
 		r.MatchNegate = append([]NegateKey{}, r.MatchNegate...)
 	}
@@ -189,7 +195,7 @@ func (r Rule) Clone() Rule {
 // reads "" as "no criterion" — never as a substring of everything.
 func (r Rule) withoutEmptyCriteria() Rule {
 	for _, p := range []**string{&r.MatchSigner, &r.MatchSignerThumbprint, &r.MatchSignerGroupID, &r.MatchHash,
-		&r.MatchPathGlob, &r.MatchParentImage, &r.MatchCommandLine, &r.MatchUser, &r.MatchAdGroup, &r.MatchToolName} {
+		&r.MatchPathGlob, &r.MatchParentImage, &r.MatchCommandLine, &r.MatchUser, &r.MatchAdGroup, &r.MatchToolName, &r.Condition} {
 		if *p != nil && **p == "" {
 			*p = nil
 		}
@@ -208,16 +214,19 @@ func (r *Rule) Negated(key NegateKey) bool {
 }
 
 // HasExecutableCriterion reports whether the rule has a criterion about the
-// executable (signer, thumbprint, signer group, hash, path, parent, command line).
+// executable (signer, thumbprint, signer group, hash, path, parent, command
+// line), in its match* fields or its condition.
 func (r *Rule) HasExecutableCriterion() bool {
 	return r.MatchSigner != nil || r.MatchSignerThumbprint != nil || r.MatchSignerGroupID != nil ||
-		r.MatchHash != nil || r.MatchPathGlob != nil || r.MatchParentImage != nil || r.MatchCommandLine != nil
+		r.MatchHash != nil || r.MatchPathGlob != nil || r.MatchParentImage != nil || r.MatchCommandLine != nil ||
+		r.conditionShape().exec
 }
 
 // HasToolCriterion reports whether the rule has a tool-action criterion
-// (a risk tier counts when present, 0 included).
+// (a risk tier counts when present, 0 included), in its match* fields or
+// its condition.
 func (r *Rule) HasToolCriterion() bool {
-	return r.MatchToolName != nil || r.MatchRiskTier != nil
+	return r.MatchToolName != nil || r.MatchRiskTier != nil || r.conditionShape().tool
 }
 
 // HasNeutralCriterion reports whether the rule narrows by user or AD group.
@@ -226,9 +235,9 @@ func (r *Rule) HasNeutralCriterion() bool {
 }
 
 // HasCriterion reports whether the rule has any criterion at all; a time
-// window is not a criterion.
+// window is not a criterion, a condition is.
 func (r *Rule) HasCriterion() bool {
-	return r.HasExecutableCriterion() || r.HasToolCriterion() || r.HasNeutralCriterion()
+	return r.HasExecutableCriterion() || r.HasToolCriterion() || r.HasNeutralCriterion() || r.conditionShape().any
 }
 
 // SignerEntry is one member of a signer group: a subject CN, a thumbprint,

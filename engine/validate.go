@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/elevate-pam/elevate/dsl/syntax"
 )
 
 // FieldError says which field of an input is wrong and why. Shape checks
@@ -166,6 +168,9 @@ func ValidateRule(r *Rule) error {
 				Reason: fmt.Sprintf("unknown key %q; known keys: %s", k, joinNegateKeys())})
 		}
 	}
+	if r.Condition != nil {
+		es = append(es, validateCondition(*r.Condition)...)
+	}
 	if r.TimeWindow != nil {
 		es = append(es, validateTimeWindow(r.TimeWindow)...)
 	}
@@ -246,10 +251,41 @@ func atoiDigits(s string) int {
 	return n
 }
 
-// NormalizeRule returns the stored form of a valid rule: thumbprint trimmed
-// and lowercased, hash lowercased (it is not trimmed: a padded hash is
-// invalid). Everything else is kept verbatim.
+// MaxConditionLength bounds a rule's condition text (characters).
+const MaxConditionLength = 16384
+
+// validateCondition parses a condition and checks its values; positions in
+// the reasons are line:col within the condition.
+func validateCondition(src string) FieldErrors {
+	switch n := strLen(src); {
+	case n == 0:
+		return FieldErrors{{Field: "condition", Reason: errMustNotBeEmpty + " (use null for no condition)"}}
+	case n > MaxConditionLength:
+		return FieldErrors{{Field: "condition", Reason: fmt.Sprintf(errTooLongFmt, MaxConditionLength)}}
+	}
+	x, errs := syntax.ParseExpr(src)
+	var es FieldErrors
+	for _, e := range errs {
+		es = append(es, &FieldError{Field: "condition", Reason: e.Error()})
+	}
+	if x != nil {
+		for _, e := range CheckCondition(x) {
+			es = append(es, &FieldError{Field: "condition", Reason: e.Error()})
+		}
+	}
+	return es
+}
+
+// NormalizeRule returns the stored form of a rule: the top-level conjuncts
+// of its condition that fit a free match* field move there (so a plain
+// conjunction is always stored as match* fields and the condition holds only
+// what they cannot say, in canonical text); matchNegate lists each negated
+// criterion once, in criterion order, and only for criteria the rule has;
+// thumbprint trimmed and lowercased, hash lowercased (it is not trimmed: a
+// padded hash is invalid). Everything else is kept verbatim.
 func NormalizeRule(r Rule) Rule {
+	r = splitCondition(r)
+	r = normalizeNegate(r)
 	if r.MatchSignerThumbprint != nil {
 		t := strings.ToLower(strings.TrimSpace(*r.MatchSignerThumbprint))
 		r.MatchSignerThumbprint = &t

@@ -643,13 +643,13 @@ func TestRuleJSON(t *testing.T) {
 		for _, k := range []string{"id", "orgId", "siteId", "name", "description", "enabled", "priority", "verdict",
 			"approvalDurationMinutes", "matchSigner", "matchSignerThumbprint", "matchSignerGroupId", "matchHash",
 			"matchPathGlob", "matchParentImage", "matchCommandLine", "matchUser", "matchAdGroup", "matchToolName",
-			"matchRiskTier", "matchNegate", "timeWindow", "createdByUserId", "createdAt", "updatedAt"} {
+			"matchRiskTier", "matchNegate", "condition", "timeWindow", "createdByUserId", "createdAt", "updatedAt"} {
 			if _, ok := m[k]; !ok {
 				t.Errorf("encoded rule lacks %q", k)
 			}
 		}
-		if len(m) != 25 {
-			t.Errorf("encoded rule has %d keys, want 25: %v", len(m), m)
+		if len(m) != 26 {
+			t.Errorf("encoded rule has %d keys, want 26: %v", len(m), m)
 		}
 		var back Rule
 		if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, want) {
