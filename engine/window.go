@@ -90,3 +90,7 @@ func windowActive(local time.Time, start, end int, days int64) bool {
 	}
 	return m >= start || m <= end
 }
+
+// ActiveAt reports whether the window is active at t, with the engine's
+// semantics (a malformed window is never active).
+func (w *TimeWindow) ActiveAt(t time.Time) bool { return compileWindow(w).active(t) }

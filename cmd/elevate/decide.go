@@ -8,15 +8,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
+	"github.com/elevate-pam/elevate/dsl"
 	"github.com/elevate-pam/elevate/engine"
 )
 
-const decideUsage = `Usage: elevate decide [--explain] [--lenient] [FILE]
+const decideUsage = `Usage: elevate decide [--explain] [--lenient] [--rules DIR [--org NAME]] [FILE]
 
-Reads one self-contained decision request (JSON, from FILE or stdin) and
-prints one JSON decision. The evaluation instant is observation.observedAt.
+Reads one decision request (JSON, from FILE or stdin) and prints one JSON
+decision. The evaluation instant is observation.observedAt. With --rules,
+the rules, signer groups and org settings come from a policy repository of
+.pam files (which must compile cleanly) and the request leaves out "rules"
+and "signerGroups".
 
   {"flowType": "uac_intercept" | "ai_tool_action" | "tech_jit_admin",
    "rules": [rule JSON as in the API],
@@ -49,6 +54,8 @@ func runDecide(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, decideUsage); fs.PrintDefaults() }
 	explain := fs.Bool("explain", false, "include the trace: every stage and rule considered, and why each did or did not match")
 	lenient := fs.Bool("lenient", false, "load rules that fail validation the way a store might hold them (they stay fail-safe); problems go to stderr")
+	rulesDir := fs.String("rules", "", "take rules from this policy repository (.pam files) instead of the request")
+	orgName := fs.String("org", "", "with --rules: the org whose rules decide (needed when the repository has several)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -75,7 +82,14 @@ func runDecide(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "elevate decide: reading %s: %v\n", name, err)
 		return exitInternal
 	}
-	input, rs, err := buildDecision(data, *lenient, stderr)
+	var src *ruleSource
+	if *rulesDir != "" {
+		if src, err = loadRuleSource(*rulesDir, *orgName, stderr); err != nil {
+			fmt.Fprintf(stderr, "elevate decide: %v\n", err)
+			return exitUsage
+		}
+	}
+	input, rs, err := buildDecision(data, *lenient, stderr, src)
 	if err != nil {
 		fmt.Fprintf(stderr, "elevate decide: %s: %v\n", name, err)
 		return exitUsage
@@ -121,10 +135,43 @@ func describeJSONError(err error) error {
 	return err
 }
 
-func buildDecision(data []byte, lenient bool, warn io.Writer) (*engine.Input, *engine.RuleSet, error) {
+// ruleSource is a rule set taken from a policy repository.
+type ruleSource struct {
+	rs  *engine.RuleSet
+	cfg engine.OrgConfig
+}
+
+func loadRuleSource(dir, orgName string, stderr io.Writer) (*ruleSource, error) {
+	repo, err := dsl.LoadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if repo.Diags.Errors() > 0 {
+		dsl.Render(stderr, repo.Diags, repo.Sources())
+		return nil, fmt.Errorf("%s does not compile (run elevate check %s)", dir, dir)
+	}
+	org, ok := repo.Org(orgName)
+	if !ok {
+		var names []string
+		for _, o := range repo.Orgs {
+			names = append(names, strconv.Quote(o.Name))
+		}
+		return nil, fmt.Errorf("no org %q in %s; it has %s (choose with --org)", orgName, dir, strings.Join(names, ", "))
+	}
+	rs, err := dsl.Compile(org)
+	if err != nil {
+		return nil, err
+	}
+	return &ruleSource{rs: rs, cfg: org.Config}, nil
+}
+
+func buildDecision(data []byte, lenient bool, warn io.Writer, src *ruleSource) (*engine.Input, *engine.RuleSet, error) {
 	var req decideRequest
 	if err := strictUnmarshal(data, &req); err != nil {
 		return nil, nil, err
+	}
+	if src != nil && (req.Rules != nil || req.SignerGroups != nil) {
+		return nil, nil, errors.New("rules and signerGroups come from --rules; leave them out of the request")
 	}
 	if req.FlowType == "" {
 		return nil, nil, errors.New("flowType: is required (uac_intercept, ai_tool_action or tech_jit_admin)")
@@ -147,6 +194,16 @@ func buildDecision(data []byte, lenient bool, warn io.Writer) (*engine.Input, *e
 		return nil, nil, fmt.Errorf("orgConfig: %w", err)
 	}
 
+	if src != nil {
+		input := &engine.Input{Flow: req.FlowType, Observation: obs, At: *obs.ObservedAt, Org: src.cfg}
+		if req.OrgConfig != (engine.OrgConfig{}) {
+			input.Org = req.OrgConfig
+		}
+		if err := addBridge(input, req.SoftwarePolicy); err != nil {
+			return nil, nil, err
+		}
+		return input, src.rs, nil
+	}
 	rules := make([]engine.Rule, len(req.Rules))
 	for i, raw := range req.Rules {
 		if err := json.Unmarshal(raw, &rules[i]); err != nil {
@@ -171,7 +228,15 @@ func buildDecision(data []byte, lenient bool, warn io.Writer) (*engine.Input, *e
 	}
 
 	input := &engine.Input{Flow: req.FlowType, Observation: obs, At: *obs.ObservedAt, Org: req.OrgConfig}
-	if p := req.SoftwarePolicy; len(p) > 0 && string(p) != "null" {
+	if err := addBridge(input, req.SoftwarePolicy); err != nil {
+		return nil, nil, err
+	}
+	return input, rs, nil
+}
+
+// addBridge attaches the request's software policy, if any.
+func addBridge(input *engine.Input, p json.RawMessage) error {
+	if len(p) > 0 && string(p) != "null" {
 		// isActive must be stated: a blocklist silently read as inactive
 		// would let through what it was written to stop.
 		var active struct {
@@ -179,19 +244,19 @@ func buildDecision(data []byte, lenient bool, warn io.Writer) (*engine.Input, *e
 		}
 		var sp engine.SoftwarePolicy
 		if err := json.Unmarshal(p, &active); err != nil {
-			return nil, nil, fmt.Errorf("softwarePolicy: %w", describeJSONError(err))
+			return fmt.Errorf("softwarePolicy: %w", describeJSONError(err))
 		}
 		if active.IsActive == nil {
-			return nil, nil, errors.New("softwarePolicy.isActive: is required (true or false)")
+			return errors.New("softwarePolicy.isActive: is required (true or false)")
 		}
 		if err := strictUnmarshal(p, &sp); err != nil {
-			return nil, nil, fmt.Errorf("softwarePolicy: %w", err)
+			return fmt.Errorf("softwarePolicy: %w", err)
 		}
 		b, err := engine.NewBridge(sp)
 		if err != nil {
-			return nil, nil, fmt.Errorf("softwarePolicy: %w", err)
+			return fmt.Errorf("softwarePolicy: %w", err)
 		}
 		input.Bridge = b
 	}
-	return input, rs, nil
+	return nil
 }

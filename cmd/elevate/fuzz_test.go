@@ -17,7 +17,7 @@ func FuzzDecideRequest(f *testing.F) {
 	f.Add([]byte(`{"flowType":"ai_tool_action","rules":[{"name":"t","verdict":"auto_approve","matchToolName":"x"}],"observation":{"subjectUsername":"h","toolName":"X","observedAt":"2026-01-01T00:00:00Z"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, lenient := range []bool{false, true} {
-			in, rs, err := buildDecision(data, lenient, io.Discard)
+			in, rs, err := buildDecision(data, lenient, io.Discard, nil)
 			if err != nil {
 				continue
 			}

@@ -1,5 +1,6 @@
-// Command elevate is Elevate's one binary: the decision engine's command
-// line today, and the server, rule-file tools and simulator as they land.
+// Command elevate is Elevate's one binary: the decision engine's and the
+// rule language's command line today, and the server and simulator as they
+// land.
 package main
 
 import (
@@ -18,7 +19,12 @@ const (
 const usage = `elevate — privileged-access decisions from rules you can review
 
 Usage:
-  elevate decide [--explain] [--lenient] [FILE]   decide one request (JSON from FILE or stdin)
+  elevate check [--format json] [--run RE] [--strict] DIR
+                                                 compile, lint and test a policy repository (.pam files)
+  elevate fmt [-w | -l | -d] PATHS               print .pam files in the canonical layout
+  elevate export --to pam|json PATH              convert API rule JSON to .pam text and back
+  elevate decide [--explain] [--rules DIR] [FILE]
+                                                 decide one request (JSON from FILE or stdin)
   elevate version                                print the version
   elevate help                                   this text
 
@@ -42,6 +48,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "decide":
 		return runDecide(args[1:], stdin, stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
+	case "fmt":
+		return runFmt(args[1:], stdout, stderr)
+	case "export":
+		return runExport(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "elevate", version)
 		return exitOK

@@ -1,0 +1,402 @@
+package dsl
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/elevate-pam/elevate/dsl/syntax"
+	"github.com/elevate-pam/elevate/engine"
+	"github.com/elevate-pam/elevate/policy"
+)
+
+// Bundle is a repository in the API's JSON shapes: what `elevate export
+// --to json` prints and `--to pam` reads. Rules and signer groups name
+// their org in orgId.
+type Bundle struct {
+	Rules        []engine.Rule        `json:"rules"`
+	SignerGroups []engine.SignerGroup `json:"signerGroups"`
+	Policies     []policy.Policy      `json:"policies,omitempty"`
+	OrgConfigs   []OrgConfig          `json:"orgConfigs,omitempty"`
+}
+
+// OrgConfig is an org's settings in the API's JSON shape.
+type OrgConfig struct {
+	OrgID                   string         `json:"orgId"`
+	DefaultUnmatchedVerdict engine.Verdict `json:"defaultUnmatchedVerdict,omitempty"`
+	UACInterceptionEnabled  *bool          `json:"uacInterceptionEnabled,omitempty"`
+}
+
+// ToBundle converts a loaded repository to the API's JSON shapes.
+func ToBundle(repo *Repository) *Bundle {
+	b := &Bundle{Rules: []engine.Rule{}, SignerGroups: []engine.SignerGroup{}}
+	for _, o := range repo.Orgs {
+		b.Rules = append(b.Rules, o.Rules...)
+		b.SignerGroups = append(b.SignerGroups, o.Groups...)
+		b.Policies = append(b.Policies, o.Policies...)
+		if o.ConfigAt != nil {
+			b.OrgConfigs = append(b.OrgConfigs, OrgConfig{OrgID: o.Name, DefaultUnmatchedVerdict: o.Config.DefaultUnmatchedVerdict, UACInterceptionEnabled: o.UACInterception})
+		}
+	}
+	return b
+}
+
+// ParseBundle reads a bundle, or a bare JSON array of rules.
+func ParseBundle(data []byte) (*Bundle, error) {
+	b := &Bundle{}
+	trimmed := strings.TrimSpace(string(data))
+	if strings.HasPrefix(trimmed, "[") {
+		if err := json.Unmarshal(data, &b.Rules); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// FromBundle converts API JSON to rule files: one file per org, keyed by
+// org ("" for rules without one). Rules are validated and normalised
+// first, so the output is canonical and nothing the API stores is dropped;
+// a rule the API would refuse is reported and left out.
+func FromBundle(b *Bundle) (map[string]*syntax.File, []error) {
+	var errs []error
+	files := map[string]*syntax.File{}
+	file := func(org string) *syntax.File {
+		if files[org] == nil {
+			f := &syntax.File{}
+			if org != "" {
+				f.Decls = append(f.Decls, &syntax.Block{Kind: syntax.KindOrg, Label: strLit(org)})
+			}
+			files[org] = f
+		}
+		return files[org]
+	}
+	groupName := map[string]string{}
+	for _, g := range b.SignerGroups {
+		groupName[strings.ToLower(g.ID)] = g.Name
+	}
+	for _, c := range b.OrgConfigs {
+		f := file(c.OrgID)
+		body := &syntax.Body{}
+		if c.DefaultUnmatchedVerdict != "" {
+			body.Attrs = append(body.Attrs, &syntax.Attr{Key: "default_unmatched", Value: ident(string(c.DefaultUnmatchedVerdict))})
+		}
+		if c.UACInterceptionEnabled != nil {
+			body.Attrs = append(body.Attrs, &syntax.Attr{Key: "uac_interception", Value: ident(strconv.FormatBool(*c.UACInterceptionEnabled))})
+		}
+		f.Decls = append(f.Decls, &syntax.Block{Kind: syntax.KindSettings, Body: body})
+	}
+	for _, g := range b.SignerGroups {
+		f := file(g.OrgID)
+		f.Decls = append(f.Decls, SignerGroupBlock(g))
+	}
+	for i, r := range b.Rules {
+		if err := engine.ValidateRule(&r); err != nil {
+			errs = append(errs, fmt.Errorf("rules[%d] %q: %w", i, r.Name, err))
+			continue
+		}
+		f := file(r.OrgID)
+		f.Decls = append(f.Decls, RuleBlock(engine.NormalizeRule(r), groupName))
+	}
+	for i, p := range b.Policies {
+		if err := policy.ValidatePolicy(&p); err != nil {
+			errs = append(errs, fmt.Errorf("policies[%d] %q: %w", i, p.Name, err))
+			continue
+		}
+		f := file(p.OrgID)
+		f.Decls = append(f.Decls, PolicyBlock(p))
+	}
+	return files, errs
+}
+
+// Orgs lists the keys of a FromBundle result in order.
+func Orgs(files map[string]*syntax.File) []string {
+	var out []string
+	for k := range files {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func strLit(v string) *syntax.Lit {
+	return &syntax.Lit{Kind: syntax.String, Value: v, Text: syntax.Quote(v)}
+}
+func ident(v string) *syntax.Lit { return &syntax.Lit{Kind: syntax.Ident, Value: v, Text: v} }
+func intLit(n int) *syntax.Lit {
+	return &syntax.Lit{Kind: syntax.Int, Value: strconv.Itoa(n), Text: strconv.Itoa(n)}
+}
+func durLit(m int) *syntax.Lit {
+	s := syntax.FormatDuration(m)
+	return &syntax.Lit{Kind: syntax.Duration, Value: s, Text: s}
+}
+func tsLit(t time.Time) *syntax.Lit {
+	s := t.Format(time.RFC3339Nano)
+	return &syntax.Lit{Kind: syntax.Timestamp, Value: s, Text: s}
+}
+
+func field(key string, v syntax.Value) *syntax.Field { return &syntax.Field{Key: key, Value: v} }
+
+// RuleBlock prints one API rule as a rule declaration. groupName maps
+// lowercase signer-group ids to names, so references read as names.
+func RuleBlock(r engine.Rule, groupName map[string]string) *syntax.Block {
+	d := &syntax.Block{Kind: syntax.KindRule, Label: strLit(r.Name)}
+	add := func(key string, v syntax.Value) { d.Fields = append(d.Fields, field(key, v)) }
+	if r.ID != "" {
+		add("id", strLit(r.ID))
+	}
+	if r.Description != nil {
+		add("description", strLit(*r.Description))
+	}
+	if r.SiteID != nil {
+		add("site", strLit(*r.SiteID))
+	}
+	if r.Priority != engine.DefaultRulePriority {
+		add("priority", intLit(r.Priority))
+	}
+	if !r.Enabled {
+		add("enabled", ident("false"))
+	}
+	if x := RuleCondition(r, groupName); x != nil {
+		add("when", &syntax.Cond{X: x})
+	}
+	if w := r.TimeWindow; w != nil {
+		add("during", windowOf(w))
+	}
+	then := &syntax.Then{Verdict: ident(string(r.Verdict))}
+	if r.ApprovalDurationMinutes != nil {
+		then.For = durLit(*r.ApprovalDurationMinutes)
+	}
+	add("then", then)
+	if r.CreatedByUserID != "" {
+		add("created_by", strLit(r.CreatedByUserID))
+	}
+	if !r.CreatedAt.IsZero() {
+		add("created", tsLit(r.CreatedAt))
+	}
+	if !r.UpdatedAt.IsZero() {
+		add("updated", tsLit(r.UpdatedAt))
+	}
+	return d
+}
+
+// RuleCondition is a rule's whole condition as one expression: its match*
+// criteria (signer group first, so it is stored back in its own field),
+// then the conjuncts of its condition.
+func RuleCondition(r engine.Rule, groupName map[string]string) syntax.Expr {
+	var parts []syntax.Expr
+	cmp := func(word, op string, v syntax.Operand) *syntax.Compare {
+		return &syntax.Compare{Field: ident(word), Op: op, Value: v}
+	}
+	eq := func(word string, neg engine.NegateKey, v *string) {
+		if v == nil {
+			return
+		}
+		op := "=="
+		if r.Negated(neg) {
+			op = "!="
+		}
+		parts = append(parts, cmp(word, op, strLit(*v)))
+	}
+	if g := r.MatchSignerGroupID; g != nil {
+		ref := *g
+		if n, ok := groupName[strings.ToLower(ref)]; ok {
+			ref = n
+		}
+		var x syntax.Expr = cmp("signer", "in", &syntax.SignersRef{Name: strLit(ref)})
+		if r.Negated(engine.NegSignerGroup) {
+			x = &syntax.Not{X: x}
+		}
+		parts = append(parts, x)
+	}
+	eq("signer", engine.NegSigner, r.MatchSigner)
+	eq("thumbprint", engine.NegSignerThumbprint, r.MatchSignerThumbprint)
+	eq("hash", engine.NegHash, r.MatchHash)
+	for _, p := range []struct {
+		word string
+		neg  engine.NegateKey
+		v    *string
+	}{{"path", engine.NegPathGlob, r.MatchPathGlob}, {"parent", engine.NegParentImage, r.MatchParentImage}} {
+		if p.v != nil {
+			op := "~"
+			if r.Negated(p.neg) {
+				op = "!~"
+			}
+			parts = append(parts, cmp(p.word, op, strLit(*p.v)))
+		}
+	}
+	if v := r.MatchCommandLine; v != nil {
+		var x syntax.Expr = cmp("cmdline", "contains", strLit(*v))
+		if r.Negated(engine.NegCommandLine) {
+			x = &syntax.Not{X: x}
+		}
+		parts = append(parts, x)
+	}
+	eq("user", engine.NegUser, r.MatchUser)
+	eq("group", engine.NegAdGroup, r.MatchAdGroup)
+	eq("tool", engine.NegToolName, r.MatchToolName)
+	if t := r.MatchRiskTier; t != nil {
+		op := "=="
+		if r.Negated(engine.NegRiskTier) {
+			op = "!="
+		}
+		parts = append(parts, cmp("risk", op, intLit(*t)))
+	}
+	if r.Condition != nil {
+		// A valid rule's condition parses; callers validate first.
+		if x, err := engine.ParseCondition(*r.Condition); err == nil {
+			x = mapRefs(x, func(l *syntax.Lit) string {
+				if n, ok := groupName[strings.ToLower(l.Value)]; ok {
+					return n
+				}
+				return l.Value
+			})
+			parts = append(parts, topConjuncts(x)...)
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	x := parts[0]
+	for _, p := range parts[1:] {
+		x = &syntax.Binary{Op: "and", X: x, Y: p}
+	}
+	return x
+}
+
+// windowOf prints days as given (runs of three or more consecutive days,
+// wrapping past Saturday, become ranges), so the day list comes back as it
+// was.
+func windowOf(w *engine.TimeWindow) *syntax.Window {
+	sw := &syntax.Window{Start: &syntax.Lit{Kind: syntax.Clock, Text: w.Start, Value: w.Start},
+		End: &syntax.Lit{Kind: syntax.Clock, Text: w.End, Value: w.End}}
+	for i := 0; i < len(w.Days); {
+		j := i
+		for j+1 < len(w.Days) && w.Days[j+1] == (w.Days[j]+1)%7 && j+1-i < 6 {
+			j++
+		}
+		day := func(n int) *syntax.Lit {
+			if n < 0 || n > 6 {
+				return ident(strconv.Itoa(n)) // invalid; the loader reports it
+			}
+			return ident(syntax.Days[n])
+		}
+		if j-i >= 2 {
+			sw.Days = append(sw.Days, syntax.DayRange{From: day(w.Days[i]), To: day(w.Days[j])})
+			i = j + 1
+			continue
+		}
+		sw.Days = append(sw.Days, syntax.DayRange{From: day(w.Days[i])})
+		i++
+	}
+	if w.Timezone != nil {
+		sw.Zone = strLit(*w.Timezone)
+	}
+	return sw
+}
+
+// SignerGroupBlock prints a signer group. A CN-only object entry prints
+// like a bare CN (the two match identically).
+func SignerGroupBlock(g engine.SignerGroup) *syntax.Block {
+	d := &syntax.Block{Kind: syntax.KindSigners, Label: strLit(g.Name)}
+	if g.ID != "" && !strings.EqualFold(g.ID, DerivedID("signers", g.OrgID, g.Name)) {
+		d.Fields = append(d.Fields, field("id", strLit(g.ID)))
+	}
+	if g.Description != nil {
+		d.Fields = append(d.Fields, field("description", strLit(*g.Description)))
+	}
+	for _, e := range g.Signers {
+		switch {
+		case e.SubjectCN != nil:
+			en := &syntax.Entry{CN: strLit(*e.SubjectCN)}
+			if e.Thumbprint != nil {
+				en.Thumb = strLit(*e.Thumbprint)
+			}
+			d.Fields = append(d.Fields, field("cn", en))
+		case e.Thumbprint != nil:
+			d.Fields = append(d.Fields, field("thumbprint", &syntax.Entry{Thumb: strLit(*e.Thumbprint)}))
+		}
+	}
+	return d
+}
+
+// PolicyBlock prints a configuration policy, feature settings by their
+// rule-file names.
+func PolicyBlock(p policy.Policy) *syntax.Block {
+	d := &syntax.Block{Kind: syntax.KindPolicy, Label: strLit(p.Name)}
+	if p.ID != "" {
+		d.Fields = append(d.Fields, field("id", strLit(p.ID)))
+	}
+	if p.Description != nil {
+		d.Fields = append(d.Fields, field("description", strLit(*p.Description)))
+	}
+	if !p.Active {
+		d.Fields = append(d.Fields, field("enabled", ident("false")))
+	}
+	names := make([]string, 0, len(p.Features))
+	for n := range p.Features {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		feat, ok := policy.LookupFeature(n)
+		if !ok {
+			continue
+		}
+		var obj map[string]any
+		if err := json.Unmarshal(p.Features[n], &obj); err != nil {
+			continue
+		}
+		d.Fields = append(d.Fields, field("feature", settingsBody(ident(feat.DSLName), feat.Settings, obj)))
+	}
+	for _, a := range p.Assignments {
+		as := &syntax.Assign{Level: ident(a.Level.DSLName()), Target: strLit(a.Target)}
+		if a.Priority != 0 {
+			as.Priority = intLit(a.Priority)
+		}
+		if a.Condition != "" {
+			as.When = strLit(a.Condition)
+		}
+		d.Fields = append(d.Fields, field("assign", as))
+	}
+	return d
+}
+
+func settingsBody(label *syntax.Lit, settings []policy.Setting, obj map[string]any) *syntax.Body {
+	b := &syntax.Body{Label: label}
+	for _, s := range settings {
+		v, ok := obj[s.JSONKey]
+		if !ok || (label != nil && label.Kind != syntax.Ident && s.JSONKey == "name") {
+			continue
+		}
+		switch s.Kind {
+		case policy.KindObjectList:
+			items, _ := v.([]any)
+			for _, it := range items {
+				m, _ := it.(map[string]any)
+				name, _ := m["name"].(string)
+				b.Attrs = append(b.Attrs, &syntax.Attr{Key: s.DSLKey, Value: settingsBody(strLit(name), s.Fields, m)})
+			}
+		case policy.KindBool:
+			b.Attrs = append(b.Attrs, &syntax.Attr{Key: s.DSLKey, Value: ident(fmt.Sprint(v))})
+		case policy.KindInt:
+			n, _ := v.(float64)
+			b.Attrs = append(b.Attrs, &syntax.Attr{Key: s.DSLKey, Value: intLit(int(n))})
+		case policy.KindEnum:
+			str, _ := v.(string)
+			b.Attrs = append(b.Attrs, &syntax.Attr{Key: s.DSLKey, Value: ident(str)})
+		default:
+			str, _ := v.(string)
+			b.Attrs = append(b.Attrs, &syntax.Attr{Key: s.DSLKey, Value: strLit(str)})
+		}
+	}
+	return b
+}
