@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
@@ -148,6 +149,16 @@ func shapeOf(x syntax.Expr) conditionShape {
 	nnf(x, false).each(func(l literal) {
 		s.any = true
 		if l.cel != nil {
+			// A cel atom is classified by the observation fields it reads.
+			for _, k := range celAtomKeys(l.cel.Src.Value) {
+				switch k {
+				case keyTool, keyRisk:
+					s.tool = true
+				case keyUser, keyGroups:
+				default:
+					s.exec = true
+				}
+			}
 			return
 		}
 		switch l.kind() {
@@ -161,17 +172,66 @@ func shapeOf(x syntax.Expr) conditionShape {
 	return s
 }
 
-// conditionShapeOf parses a rule's condition for the shape checks; an
+// conditionShape parses a rule's condition for the shape checks; an
 // unparsable condition counts as a criterion (validation reports it).
+// Shapes are memoised by condition text: the Has*Criterion methods ask
+// often.
 func (r *Rule) conditionShape() conditionShape {
 	if r.Condition == nil || *r.Condition == "" {
 		return conditionShape{}
 	}
-	x, err := ParseCondition(*r.Condition)
-	if err != nil {
-		return conditionShape{any: true}
+	if v, ok := shapeMemo.get(*r.Condition); ok {
+		return v.(conditionShape)
 	}
-	return shapeOf(x)
+	s := conditionShape{any: true}
+	if x, err := ParseCondition(*r.Condition); err == nil {
+		s = shapeOf(x)
+	}
+	shapeMemo.put(*r.Condition, s)
+	return s
+}
+
+// memo is a small concurrent cache that forgets everything when full, so
+// a stream of distinct inputs cannot grow it without bound.
+type memo struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+const memoLimit = 4096
+
+func (c *memo) get(k string) (any, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *memo) put(k string, v any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= memoLimit {
+		c.m = map[string]any{}
+	}
+	c.m[k] = v
+}
+
+var shapeMemo, celKeysMemo memo
+
+// celAtomKeys lists the observation fields a cel atom reads (nil when it
+// does not parse; validation reports that).
+func celAtomKeys(src string) []string {
+	if v, ok := celKeysMemo.get(src); ok {
+		return v.([]string)
+	}
+	var keys []string
+	if env, err := celAtomEnv(); err == nil {
+		if parsed, iss := env.Parse(src); iss == nil || iss.Err() == nil {
+			keys, _ = readKeys(parsed.NativeRep())
+		}
+	}
+	celKeysMemo.put(src, keys)
+	return keys
 }
 
 // litValue returns the literal's string value and risk tier.
@@ -225,7 +285,7 @@ func CheckCondition(x syntax.Expr) []*ConditionError {
 // observation fields it reads (all must be present, or the atom is
 // unknown), and a program for the native evaluator.
 type celAtom struct {
-	src     string // the expression as CEL prints it (comments stripped)
+	src     string // the expression as CEL prints it (comments stripped), in !(…) when the atom is negated
 	guarded string // presence guards and negation applied: true iff definitely true
 	prog    cel.Program
 }
@@ -237,7 +297,11 @@ func compileCELAtom(a *syntax.CelAtom, negate bool) (*celAtom, error) {
 	if err != nil {
 		return nil, err
 	}
-	checked, iss := env.Compile(a.Src.Value)
+	tenv, err := celAtomEnv()
+	if err != nil {
+		return nil, err
+	}
+	checked, iss := tenv.Compile(a.Src.Value)
 	if iss != nil && iss.Err() != nil {
 		e := iss.Errors()[0]
 		loc := e.Location
@@ -264,6 +328,9 @@ func compileCELAtom(a *syntax.CelAtom, negate bool) (*celAtom, error) {
 		b.WriteString("(" + src + ")")
 	}
 	at := &celAtom{src: src, guarded: b.String()}
+	if negate {
+		at.src = "!(" + src + ")" // what explain shows beside the literal's result
+	}
 	gast, iss := env.Compile(at.guarded)
 	if iss != nil && iss.Err() != nil {
 		return nil, &ConditionError{Pos: a.Src.Pos, Msg: "CEL: " + iss.Err().Error()}
@@ -276,6 +343,27 @@ func compileCELAtom(a *syntax.CelAtom, negate bool) (*celAtom, error) {
 		return nil, &ConditionError{Pos: a.Src.Pos, Msg: "CEL: " + err.Error()}
 	}
 	return at, nil
+}
+
+var (
+	celAtomEnvOnce sync.Once
+	celAtomEnvVal  *cel.Env
+	celAtomEnvErr  error
+)
+
+// celAtomEnv is the rule environment with macro-call tracking: printing an
+// atom back with cel.AstToString needs the macro calls (has, exists, all,
+// map, filter…), or every comprehension fails to print.
+func celAtomEnv() (*cel.Env, error) {
+	celAtomEnvOnce.Do(func() {
+		env, err := celEnv()
+		if err != nil {
+			celAtomEnvErr = err
+			return
+		}
+		celAtomEnvVal, celAtomEnvErr = env.Extend(cel.EnableMacroCallTracking())
+	})
+	return celAtomEnvVal, celAtomEnvErr
 }
 
 // celPos maps a CEL issue location (1-based line, 0-based column within
@@ -586,6 +674,12 @@ func moveLiteral(r *Rule, f matchField, l literal) bool {
 		*f.risk = &risk
 	} else {
 		if *f.v != nil {
+			return false
+		}
+		// A stored empty criterion means "no criterion" (and NormalizeRule
+		// trims a thumbprint), while in a condition it is a comparison:
+		// moving one would change what the rule matches.
+		if v := l.value.Value; v == "" || (k == cThumbprint && strings.TrimSpace(v) == "") {
 			return false
 		}
 		switch k {

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/gobwas/glob"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/elevate-pam/elevate/dsl/syntax"
 )
 
 // The differential tests hold the indexed native evaluator (Decide) to the
@@ -86,6 +89,10 @@ func dfRule(r *rand.Rand, i int, lenient bool) Rule {
 	if lenient && r.IntN(15) == 0 {
 		n = 0 // a criteria-less stored rule
 	}
+	withCond := r.IntN(3) == 0
+	if withCond && r.IntN(3) == 0 {
+		n = 0 // the condition is the rule's only criterion
+	}
 	for k := 0; k < n; k++ {
 		switch c := r.IntN(9); {
 		case tool && c < 4:
@@ -117,6 +124,10 @@ func dfRule(r *rand.Rand, i int, lenient bool) Rule {
 				ru.MatchSignerGroupID = dfStr(r, dfGroupID)
 			}
 		}
+	}
+	if withCond {
+		c := dfCondition(r, tool, lenient)
+		ru.Condition = &c
 	}
 	if ru.MatchSignerGroupID != nil && !lenient {
 		ru.MatchSigner, ru.MatchSignerThumbprint = nil, nil
@@ -174,6 +185,156 @@ func dfRule(r *rand.Rand, i int, lenient bool) Rule {
 		}
 	}
 	return ru
+}
+
+// Words a random condition compares: executable rules use the executable
+// and neutral words, tool rules the tool and neutral words, lenient rule
+// sets any (a mixed shape is invalid but still evaluated).
+var (
+	dfExecWords = []string{"signer", "thumbprint", "hash", "path", "parent", "cmdline", "user", "group"}
+	dfToolWords = []string{"tool", "risk", "user", "group"}
+	dfAllWords  = syntax.Criteria
+	dfGroupRefs = []string{"cn-only", "PINNED", "empty", "missing", dfGroupID[0], strings.ToUpper(dfGroupID[1]), dfGroupID[2], dfGroupID[3]}
+	dfCELAtoms  = []string{
+		`has(obs.commandLine) && obs.commandLine.size() > 3`,
+		`obs.commandLine.size() > 12`,
+		`obs.riskTier >= 2`,
+		`at.getHours() < 12`,
+		`at.getDayOfWeek() == 1 || obs.toolName == "file_read"`,
+		`obs.adGroups.exists(g, g.startsWith("A"))`,
+		`obs.adGroups.size() == 0`,
+		`obs.targetExecutablePath.endsWith(".exe") // a comment ) || true`,
+		"obs.subjectUsername.contains('sarah') // line one\n|| obs['subjectUsername'] == 'bob'",
+		`!has(obs.targetExecutableSigner)`,
+		`has(obs.parentImage) ? obs.parentImage.contains("Users") : at.getMinutes() < 30`,
+	}
+	dfCELErrors  = []string{`dyn(obs.toolName) > 1`, `dyn(obs.parentImage) + 1 > 2`} // type errors at run time
+	dfCELInvalid = []string{`obs.nope`, `obs.commandLine`, `1 +`, `has(obs.siteId)`} // compile errors: lenient only
+	// Handwritten conditions: comments, odd spacing, raw strings.
+	dfExecConds = []string{
+		"signer in signers(\"cn-only\") # trusted\n or hash == \"" + strings.Repeat("ab", 32) + "\"",
+		"not (path ~ `C:\\Program Files\\**` or parent ~ `**\\setup.exe`) and cmdline contains \"/S\"",
+		"(user==`ACME\\Sarah`)or(group!=\"admins\")",
+		"not not signer != \"Vendor Inc. \"",
+		"thumbprint in [\"" + strings.Repeat("1A", 32) + "\", \"" + strings.Repeat("2b", 32) + "\"] or not signer in signers(\"pinned\")",
+	}
+	dfToolConds = []string{
+		"tool in [\"file_read\", \"SHELL_EXEC\"] and not risk in [0, 1]",
+		"risk == 0 or (user == \"helper\" and tool != \"registry_write\")",
+		"not (tool == \"file_read\" or group == \"Admins\")",
+	}
+)
+
+// dfCondition returns a random condition for a rule of the given shape:
+// usually a random tree printed by syntax.FormatExpr, sometimes a
+// handwritten one.
+func dfCondition(r *rand.Rand, tool, lenient bool) string {
+	if r.IntN(6) == 0 {
+		if tool {
+			return dfPick(r, dfToolConds)
+		}
+		return dfPick(r, dfExecConds)
+	}
+	words := dfExecWords
+	if tool {
+		words = dfToolWords
+	}
+	if lenient && r.IntN(3) == 0 {
+		words = dfAllWords
+	}
+	return syntax.FormatExpr(dfCondExpr(r, 3, words, lenient))
+}
+
+func dfCondExpr(r *rand.Rand, depth int, words []string, lenient bool) syntax.Expr {
+	if depth > 0 && r.IntN(3) != 0 {
+		switch r.IntN(5) {
+		case 0:
+			return &syntax.Not{X: dfCondExpr(r, depth-1, words, lenient)}
+		case 1:
+			return &syntax.Paren{X: dfCondExpr(r, depth-1, words, lenient)}
+		default:
+			op := "and"
+			if r.IntN(2) == 0 {
+				op = "or"
+			}
+			return &syntax.Binary{Op: op, X: dfCondExpr(r, depth-1, words, lenient), Y: dfCondExpr(r, depth-1, words, lenient)}
+		}
+	}
+	if r.IntN(7) == 0 {
+		src := dfPick(r, dfCELAtoms)
+		switch {
+		case r.IntN(30) == 0:
+			src = dfPick(r, dfCELErrors)
+		case lenient && r.IntN(15) == 0:
+			src = dfPick(r, dfCELInvalid)
+		}
+		return &syntax.CelAtom{Src: &syntax.Lit{Kind: syntax.String, Value: src}}
+	}
+	return dfCompare(r, dfPick(r, words), lenient)
+}
+
+// dfCompare is a random comparison of one criterion word.
+func dfCompare(r *rand.Rand, word string, lenient bool) *syntax.Compare {
+	str := func(v string) *syntax.Lit { return &syntax.Lit{Kind: syntax.String, Value: v} }
+	value := func() *syntax.Lit {
+		var pool []string
+		switch word {
+		case "risk":
+			n := r.IntN(5)
+			if lenient && r.IntN(10) == 0 {
+				n = 7
+			}
+			return &syntax.Lit{Kind: syntax.Int, Text: strconv.Itoa(n)}
+		case "signer":
+			pool = dfSigners
+		case "thumbprint":
+			pool = dfThumbs[:3]
+			if lenient {
+				pool = append(dfThumbs[:4:4], "  ")
+			}
+		case "hash":
+			pool = dfHashes[:3]
+			if lenient {
+				pool = dfHashes
+			}
+		case "path", "parent":
+			pool = dfGlobs
+		case "cmdline":
+			pool = dfCmds
+		case "user":
+			pool = dfUsers
+		case "group":
+			pool = dfGroups
+		case "tool":
+			pool = dfTools
+		}
+		if lenient && r.IntN(20) == 0 {
+			return str("") // stored empty values: invalid, but a comparison
+		}
+		return str(dfPick(r, pool))
+	}
+	c := &syntax.Compare{Field: &syntax.Lit{Kind: syntax.Ident, Text: word}}
+	switch word {
+	case "path", "parent":
+		c.Op = dfPick(r, []string{"~", "!~"})
+	case "cmdline":
+		c.Op = "contains"
+	default:
+		c.Op = dfPick(r, []string{"==", "==", "!=", "in"})
+	}
+	switch {
+	case c.Op != "in":
+		c.Value = value()
+	case word == "signer" && r.IntN(2) == 0:
+		c.Value = &syntax.SignersRef{Name: str(dfPick(r, dfGroupRefs))}
+	default:
+		l := &syntax.List{}
+		for k := 1 + r.IntN(3); k > 0; k-- {
+			l.Elems = append(l.Elems, value())
+		}
+		c.Value = l
+	}
+	return c
 }
 
 func dfObservation(r *rand.Rand) (FlowType, Observation, time.Time) {
@@ -236,7 +397,7 @@ func dfCheck(t testing.TB, seed uint64, nRules, nObs int) int {
 		flow, o, at := dfObservation(r)
 		in := &Input{Flow: flow, Observation: o, At: at, Org: org}
 		fast, ref := rs.Decide(in), rs.DecideReference(in)
-		if diff := cmp.Diff(ref, fast, dfIgnoreExplain); diff != "" {
+		if diff := cmp.Diff(dfErrNorm(ref), dfErrNorm(fast), dfIgnoreExplain); diff != "" {
 			t.Fatalf("seed %d obs %d: indexed and CEL evaluators disagree (-cel +indexed):\n%s\nflow %s at %s\nobservation %+v\nrules:\n%s",
 				seed, k, diff, flow, at, o, dfDump(rs))
 		}
@@ -251,6 +412,14 @@ func dfCheck(t testing.TB, seed uint64, nRules, nObs int) int {
 		dfCheckTrace(t, seed, ex)
 	}
 	return byRule
+}
+
+// dfErrNorm words a run-time error the same way on both evaluators: the
+// native path says where it failed ("condition: …"), the reference path
+// that the rule's program failed ("CEL evaluation: …").
+func dfErrNorm(d Decision) Decision {
+	d.Error = strings.Replace(d.Error, ": CEL evaluation: ", ": condition: ", 1)
+	return d
 }
 
 // dfCheckTrace: exactly the deciding rule is "matched" in the trace, and no
@@ -302,6 +471,67 @@ func TestDifferentialIndexedVsCEL(t *testing.T) {
 	// good share of the observations, or the test proves little.
 	if total := seeds * obs; byRule < total/10 {
 		t.Fatalf("only %d of %d decisions came from a rule; the generator has drifted", byRule, total)
+	}
+}
+
+// NormalizeRule never changes what a rule matches: each random rule is
+// compiled as written (without normalisation), in its stored form, and as
+// written through Compile (which normalises), and all three decide random
+// observations alike through both evaluators.
+func TestDifferentialNormalizePreservesDecisions(t *testing.T) {
+	seeds, rulesPer, obs := 300, 6, 60
+	if testing.Short() {
+		seeds = 50
+	}
+	split, byRule := 0, 0
+	for s := 0; s < seeds; s++ {
+		seed := uint64(s)
+		r := rand.New(rand.NewPCG(seed, 0x6e6f726d))
+		lenient := r.IntN(3) == 0
+		groups := dfGroupsFor(r)
+		for i := 0; i < rulesPer; i++ {
+			ru := dfRule(r, i, lenient)
+			norm := NormalizeRule(ru)
+			if again := NormalizeRule(norm); !cmp.Equal(norm, again) {
+				t.Fatalf("seed %d rule %d: NormalizeRule is not idempotent:\n%s", seed, i, cmp.Diff(norm, again))
+			}
+			if ru.Condition != nil && (norm.Condition == nil || *norm.Condition != *ru.Condition) {
+				split++
+			}
+			raw := condCompileRaw(t, []Rule{ru}, groups)
+			stored, err := Compile([]Rule{norm}, groups, CompileOptions{Lenient: true})
+			if err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+			compiled, err := Compile([]Rule{ru}, groups, CompileOptions{Lenient: true})
+			if err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+			for k := 0; k < obs; k++ {
+				flow, o, at := dfObservation(r)
+				in := &Input{Flow: flow, Observation: o, At: at}
+				want := semGot(raw.DecideReference(in))
+				for name, d := range map[string]Decision{
+					"raw indexed": raw.Decide(in), "stored": stored.Decide(in), "stored reference": stored.DecideReference(in),
+					"compiled": compiled.Decide(in), "compiled reference": compiled.DecideReference(in),
+				} {
+					if got := semGot(d); got != want {
+						cond := "<nil>"
+						if ru.Condition != nil {
+							cond = *ru.Condition
+						}
+						t.Fatalf("seed %d rule %d obs %d: %s = %v, rule as written (reference) = %v\ncondition %q\nrule %+v\nstored %+v\nflow %s observation %+v",
+							seed, i, k, name, got, want, cond, ru, norm, flow, o)
+					}
+				}
+				if want.DecidedBy == DecidedByRule {
+					byRule++
+				}
+			}
+		}
+	}
+	if split < seeds/4 || byRule < seeds*rulesPer*obs/50 {
+		t.Fatalf("only %d conditions split and %d decisions by a rule: the generator has drifted", split, byRule)
 	}
 }
 

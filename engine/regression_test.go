@@ -125,3 +125,43 @@ func TestRegressionForeignOrgSignerGroupFailsClosed(t *testing.T) {
 		t.Fatalf("another org's group must behave as missing: %v, issues %v", d, rs.Issues())
 	}
 }
+
+func TestRegressionBlankStoredThumbprintNeverWidens(t *testing.T) {
+	rules := []Rule{{ID: "r", Name: "r", Enabled: true, Priority: 1, Verdict: VerdictAutoApprove,
+		MatchUser: sp("bob"), MatchSignerThumbprint: sp("   ")}}
+	rs, err := Compile(rules, nil, CompileOptions{Lenient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Input{Flow: FlowUAC, At: rgAt, Observation: Observation{SubjectUsername: "bob", TargetExecutablePath: `C:\x.exe`,
+		TargetExecutableSignerThumbprint: strings.Repeat("ab", 32)}}
+	if d := rgBoth(t, rs, in); d.Outcome == OutcomeAutoApproved {
+		t.Fatalf("a blank stored thumbprint was read as no criterion: %v", d)
+	}
+}
+
+func TestRegressionCELAtomShapeFollowsFieldsRead(t *testing.T) {
+	tool := Rule{Name: "t", Enabled: true, Priority: 1, Verdict: VerdictAutoApprove, Condition: sp("cel `obs.toolName == 'file_read'`")}
+	if !tool.HasToolCriterion() || tool.HasExecutableCriterion() {
+		t.Fatalf("a cel atom reading toolName is a tool criterion")
+	}
+	ign := tool
+	ign.Verdict = VerdictIgnore
+	if err := ValidateRule(&ign); err == nil || !strings.Contains(err.Error(), "ignore") {
+		t.Fatalf("ignore on a cel tool rule: %v", err)
+	}
+	rs, err := Compile([]Rule{tool}, nil, CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	risk := 2
+	in := &Input{Flow: FlowToolAct, At: rgAt, Observation: Observation{SubjectUsername: "helper", ToolName: "file_read", RiskTier: &risk}}
+	if d := rgBoth(t, rs, in); d.Outcome != OutcomeAutoApproved {
+		t.Fatalf("a cel tool rule must govern tool actions: %v", d)
+	}
+	mixed := Rule{Name: "m", Enabled: true, Priority: 1, Verdict: VerdictAutoDeny,
+		Condition: sp("cel `obs.toolName == 'x'` or path ~ `C:\\x\\**`")}
+	if err := ValidateRule(&mixed); err == nil || !strings.Contains(err.Error(), "mixed") {
+		t.Fatalf("mixing tool and executable fields through cel must be refused: %v", err)
+	}
+}

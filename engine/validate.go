@@ -287,8 +287,11 @@ func NormalizeRule(r Rule) Rule {
 	r = splitCondition(r)
 	r = normalizeNegate(r)
 	if r.MatchSignerThumbprint != nil {
-		t := strings.ToLower(strings.TrimSpace(*r.MatchSignerThumbprint))
-		r.MatchSignerThumbprint = &t
+		// A blank thumbprint stays as stored: trimmed to "" it would read
+		// as "no criterion" and widen the rule.
+		if t := strings.ToLower(strings.TrimSpace(*r.MatchSignerThumbprint)); t != "" {
+			r.MatchSignerThumbprint = &t
+		}
 	}
 	if r.MatchHash != nil {
 		h := strings.ToLower(*r.MatchHash)
