@@ -44,7 +44,7 @@ type Block struct {
 	Decor
 	Kind   string
 	KwPos  Pos
-	Label  *Lit    // nil for settings
+	Label  *Lit     // nil for settings
 	Fields []*Field // rule, signers, policy, test
 	Body   *Body    // settings
 	Inner  []*Comment
@@ -213,7 +213,7 @@ type Paren struct {
 	X      Expr
 }
 
-// Compare tests one criterion: `signer == "…"`, `path ~ `…``,
+// Compare tests one criterion: `signer == "…"`, path ~ a raw string,
 // `cmdline contains "…"`, `user in ["a", "b"]`, `signer in signers("g")`.
 type Compare struct {
 	Field *Lit   // the criterion word
@@ -236,8 +236,9 @@ type SignersRef struct {
 
 func (s *SignersRef) Position() Pos { return s.Pos }
 
-// CelAtom is the escape hatch `cel `expression``: any CEL expression over
-// `obs` (the observation, keyed by API field names) and `at`.
+// CelAtom is the escape hatch `cel` followed by a string (usually raw):
+// any CEL expression over `obs` (the observation, keyed by API field
+// names) and `at`.
 type CelAtom struct {
 	Pos Pos
 	Src *Lit

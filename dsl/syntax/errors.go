@@ -30,12 +30,15 @@ func (l *ErrorList) Add(p Pos, hint, format string, args ...any) {
 	*l = append(*l, &Error{Pos: p, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 
-// Sort orders the errors by position and drops exact duplicates.
+// Sort orders the errors by position and keeps one error per position: the
+// first one reported there. The lexer runs before the parser, so for an
+// illegal character such as `&` the lexer's error (with its "write `and`"
+// hint) is kept and the parser's follow-on "unexpected `&`" is dropped.
 func (l *ErrorList) Sort() {
 	sort.SliceStable(*l, func(i, j int) bool { return (*l)[i].Pos.Offset < (*l)[j].Pos.Offset })
 	out := (*l)[:0]
 	for i, e := range *l {
-		if i > 0 && e.Pos == out[len(out)-1].Pos && e.Msg == out[len(out)-1].Msg {
+		if i > 0 && e.Pos == out[len(out)-1].Pos {
 			continue
 		}
 		out = append(out, e)
@@ -59,19 +62,33 @@ func (l ErrorList) Err() error {
 	return l
 }
 
-// suggest returns the candidate closest to word when it is close enough to
-// be a plausible typo.
+// Suggest returns the candidate closest to word (ignoring case) when it is
+// close enough to be a plausible typo, else "".
+func Suggest(word string, candidates []string) string { return suggest(word, candidates) }
+
+// DidYouMean renders the suggestion for word, or lists the choices.
+func DidYouMean(word string, candidates []string) string { return didYouMean(word, candidates) }
+
 func suggest(word string, candidates []string) string {
+	// Short words allow one edit, others two, long ones a third of their
+	// length (default_unmatched_verdict → default_unmatched).
+	limit := min(8, max(2, len(word)/3))
+	if len(word) <= 3 {
+		limit = 1
+	}
 	best, bestD := "", 0
+	lower := strings.ToLower(word)
 	for _, c := range candidates {
-		d := editDistance(strings.ToLower(word), c)
+		// The distance is at least the difference in length: skip
+		// hopeless candidates, so a huge word costs nothing instead of a
+		// len(word)×len(c) table.
+		if len(lower) > len(c)+limit || len(c) > len(lower)+limit {
+			continue
+		}
+		d := editDistance(lower, strings.ToLower(c))
 		if best == "" || d < bestD {
 			best, bestD = c, d
 		}
-	}
-	limit := 2
-	if len(word) <= 3 {
-		limit = 1
 	}
 	if best == "" || bestD > limit {
 		return ""

@@ -3,6 +3,7 @@ package syntax
 import (
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -176,7 +177,8 @@ func (l *lexer) next() Token {
 }
 
 // number scans an integer, a clock (8:00), a duration (1h30m) or a
-// timestamp (2026-06-15T10:00:00Z). The parser validates their values.
+// timestamp (2026-06-15T10:00:00Z). Their values (30x, 25:99) are checked
+// where they are used (package dsl), not here: the front end only shapes them.
 func (l *lexer) number(start Pos) Token {
 	s := l.src[l.off:]
 	n := 0
@@ -233,7 +235,17 @@ func (l *lexer) quoted(start Pos) Token {
 			i++
 			continue
 		}
-		switch e := l.src[i+1]; e {
+		e := l.src[i+1]
+		if e == 'U' && i+10 <= len(l.src) {
+			// \UXXXXXXXX reaches beyond the Basic Multilingual Plane; "C:\Users"
+			// is not one and falls through to the raw-string hint below.
+			if v, err := strconv.ParseUint(l.src[i+2:i+10], 16, 32); err == nil && utf8.ValidRune(rune(v)) {
+				b.WriteRune(rune(v))
+				i += 10
+				continue
+			}
+		}
+		switch e {
 		case '"', '\\':
 			b.WriteByte(e)
 			i += 2
@@ -257,10 +269,27 @@ func (l *lexer) quoted(start Pos) Token {
 			l.errorf(l.posAt(i), "write \\u followed by four hex digits", "invalid \\u escape")
 			bad = true
 			i += 2
+		case '\n':
+			// A backslash at the end of the line: the string is not
+			// terminated, which the loop reports next. Reporting an
+			// "unknown escape" too put a raw line break in the message.
+			i++
 		default:
+			if e == '\r' && strings.HasPrefix(l.src[i+2:], "\n") {
+				i++ // the same, with CRLF line endings
+				continue
+			}
 			if !bad {
-				l.errorf(l.posAt(i), "write paths and other text with backslashes as a raw string: `C:\\Users\\…`",
-					"unknown escape sequence \\%c in string", e)
+				// Name the escaped character as a rune: %c of the byte e
+				// printed the first byte of a UTF-8 sequence as Latin-1
+				// (`\é` came out as `\Ã`), and control characters went
+				// into the message raw.
+				r, _ := utf8.DecodeRuneInString(l.src[i+1:])
+				what := "unknown escape sequence \\" + string(r) + " in string"
+				if !unicode.IsPrint(r) || r == utf8.RuneError {
+					what = "unknown escape sequence (backslash before " + strconv.QuoteRune(r) + ") in string"
+				}
+				l.errorf(l.posAt(i), "write paths and other text with backslashes as a raw string: `C:\\Users\\…`", "%s", what)
 			}
 			bad = true
 			b.WriteByte('\\')

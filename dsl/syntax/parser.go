@@ -62,6 +62,7 @@ var blockFields = map[string]map[string]fieldSpec{
 	KindTest: {
 		"description": {kind: fString}, "at": {kind: fTime}, "flow": {kind: fWord},
 		"site": {kind: fString}, "observe": {kind: fBody}, "settings": {kind: fBody}, "expect": {kind: fExpect},
+		"software": {kind: fString},
 	},
 }
 
@@ -153,14 +154,27 @@ func (p *parser) end(d *Decor) {
 
 // skipLine recovers from an error: it skips to the first token of a later
 // line, a closing brace or the end of the file, always moving at least one
-// token.
+// token. Braces opened by the skipped tokens are skipped with their
+// contents, so a bad `obsrve { … }` or `feature { … }` does not end the
+// enclosing block at its own `}` (or report each of its lines as an
+// unknown field); a declaration keyword at the start of a line stops the
+// skip even inside them, in case the skipped brace is never closed.
 func (p *parser) skipLine() {
-	if p.tok.Kind == EOF {
-		return
-	}
-	p.next()
-	for p.tok.Kind != EOF && !p.tok.First && p.tok.Kind != RBrace {
+	depth := 0
+	for p.tok.Kind != EOF {
+		switch p.tok.Kind {
+		case LBrace:
+			depth++
+		case RBrace:
+			depth--
+		}
 		p.next()
+		if p.tok.First && p.tok.Kind == Ident && slices.Contains(DeclKinds, p.tok.Text) {
+			return
+		}
+		if depth <= 0 && (p.tok.First || p.tok.Kind == RBrace) {
+			return
+		}
 	}
 }
 
@@ -195,11 +209,19 @@ func (p *parser) expectKind(k Kind, what string) *Lit {
 
 func (p *parser) expectWord(what string, choices []string) *Lit {
 	if p.tok.Kind != Ident {
-		p.errorf(p.tok.Pos, "expected one of: "+strings.Join(choices, ", "), "expected %s, found %s", what, p.tok.describe())
+		// Free words (choices == nil) have no list to offer as a hint.
+		hint := ""
+		if choices != nil {
+			hint = "expected one of: " + strings.Join(choices, ", ")
+		}
+		p.errorf(p.tok.Pos, hint, "expected %s, found %s", what, p.tok.describe())
 		return nil
 	}
 	if choices != nil && !slices.Contains(choices, p.tok.Text) {
-		p.errorf(p.tok.Pos, didYouMean(p.tok.Text, choices), "unknown %s `%s`", what, p.tok.Text)
+		// "expected a verdict, found `x`": the message used to read
+		// "unknown a verdict `x`", which is neither English nor the
+		// "expected … found …" form every other diagnostic has.
+		p.errorf(p.tok.Pos, didYouMean(p.tok.Text, choices), "expected %s, found %s", what, p.tok.describe())
 		p.next()
 		return nil
 	}
@@ -286,17 +308,22 @@ func (p *parser) parseBlock() *Block {
 		}
 		spec, ok := specs[p.tok.Text]
 		if !ok {
-			if p.tok.First && slices.Contains(DeclKinds, p.tok.Text) && p.tok.Text != KindSettings {
-				break // a new declaration: the closing brace is missing
+			// A new declaration: the closing brace is missing. `settings`
+			// counts too (a test's settings field was matched above).
+			if p.tok.First && slices.Contains(DeclKinds, p.tok.Text) {
+				break
 			}
-			p.errorf(p.tok.Pos, didYouMean(p.tok.Text, FieldNames(b.Kind)), "unknown field `%s` in %s", p.tok.Text, b.Kind)
+			p.errorf(p.tok.Pos, fieldHint(b.Kind, p.tok.Text), "unknown field `%s` in %s", p.tok.Text, b.Kind)
 			p.skipLine()
 			continue
 		}
 		if prev, dup := seen[p.tok.Text]; dup && !spec.repeat {
 			p.errorf(p.tok.Pos, "remove one of them", "duplicate field `%s` (first set at %s)", p.tok.Text, prev)
+		} else if !dup {
+			// Keep the first position: overwriting it made a third
+			// duplicate say it was "first set" at the second.
+			seen[p.tok.Text] = p.tok.Pos
 		}
-		seen[p.tok.Text] = p.tok.Pos
 		if fl := p.parseField(spec); fl != nil {
 			b.Fields = append(b.Fields, fl)
 		}
@@ -305,7 +332,11 @@ func (p *parser) parseBlock() *Block {
 	p.pending = nil
 	b.Close = p.tok.Pos
 	if p.tok.Kind != RBrace {
-		p.errorf(p.tok.Pos, "add `}` after the last field", "expected `}` to close %s %s, found %s", b.Kind, b.Label.describe(), p.tok.describe())
+		what := b.Kind
+		if b.Label != nil {
+			what += " " + b.Label.describe()
+		}
+		p.errorf(p.tok.Pos, "add `}` after the last field", "expected `}` to close %s, found %s", what, p.tok.describe())
 	} else {
 		p.next()
 	}
@@ -313,9 +344,28 @@ func (p *parser) parseBlock() *Block {
 	return b
 }
 
+// fieldHint suggests the fix for an unknown field: a close field name, or,
+// in a rule, for a criterion written as a field (`signer "x"`, a common
+// slip), the condition to write instead, rather than a list of fields
+// that does not mention conditions at all.
+func fieldHint(kind, word string) string {
+	if kind == KindRule && suggest(word, FieldNames(kind)) == "" {
+		if c := suggest(word, Criteria); c != "" {
+			return "`" + c + "` is a condition: write `when " + c + " " + criterionOps[c][0] + " …`"
+		}
+	}
+	return didYouMean(word, FieldNames(kind))
+}
+
+// describe renders a literal for a message on one line: a string by its
+// quoted value (Quote never writes a line break), shortened, rather than
+// its source text, which for a raw string may span lines.
 func (l *Lit) describe() string {
-	if l == nil {
+	switch {
+	case l == nil:
 		return ""
+	case l.Kind == String || l.Kind == RawString:
+		return abbrev(Quote(l.Value), 40)
 	}
 	return l.Text
 }
@@ -401,6 +451,11 @@ func (p *parser) parseField(spec fieldSpec) *Field {
 		if !p.tok.First && p.tok.Kind != RBrace {
 			p.skipLine()
 		}
+		// A condition goes on over lines that start with `and` or `or`;
+		// skip them too rather than report each as an unknown field.
+		for spec.kind == fCond && p.tok.First && (p.isWord("and") || p.isWord("or")) {
+			p.skipLine()
+		}
 		p.pending = append(d.Lead, p.pending...)
 		return nil
 	}
@@ -422,7 +477,11 @@ func (p *parser) parseBodyRest(label *Lit, lb Pos) *Body {
 			p.skipLine()
 			continue
 		}
-		if p.tok.First && slices.Contains(DeclKinds, p.tok.Text) && p.peekKind() != EqSign {
+		// A declaration keyword not followed by `=` means the body's `}`
+		// is missing. This holds mid-line too: accepting `a = 1 rule {}`
+		// as a nested body named rule made Format print `rule {}` at the
+		// start of a line, where it no longer parsed.
+		if slices.Contains(DeclKinds, p.tok.Text) && p.peekKind() != EqSign {
 			break
 		}
 		if a := p.parseAttr(); a != nil {
@@ -470,7 +529,7 @@ func (p *parser) parseAttr() *Attr {
 			label = p.lit()
 		}
 		if p.tok.Kind != LBrace {
-			p.errorf(p.tok.Pos, "", "expected `{` after `%s %s`, found %s", a.Key, label.Text, p.tok.describe())
+			p.errorf(p.tok.Pos, "", "expected `{` after `%s %s`, found %s", a.Key, label.describe(), p.tok.describe())
 			break
 		}
 		lb := p.tok.Pos

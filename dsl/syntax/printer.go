@@ -1,8 +1,10 @@
 package syntax
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -19,7 +21,12 @@ func Format(f *File) []byte {
 		if i > 0 {
 			pr.nl()
 		}
-		pr.lead(d.Lead, 0, i == 0)
+		// The blank line above already separates this declaration from
+		// the previous one; a blank flag on its first comment must not add
+		// a second. (With top = i == 0 a comment directly under a block
+		// printed after one blank line, re-parsed with its blank flag set
+		// and printed after two: Format was not idempotent.)
+		pr.lead(d.Lead, 0, true)
 		if d.Blank && len(d.Lead) > 0 {
 			pr.nl()
 		}
@@ -347,7 +354,7 @@ func WindowText(w *Window) string {
 func Quote(s string) string {
 	rawable := !strings.ContainsAny(s, "`") && utf8.ValidString(s)
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if hidden(r) {
 			rawable = false
 		}
 	}
@@ -369,16 +376,35 @@ func Quote(s string) string {
 		case '\r':
 			b.WriteString(`\r`)
 		default:
-			if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-				b.WriteString(`\u` + strconv.FormatInt(int64(0x10000+r), 16)[1:])
-				continue
+			switch {
+			case !hidden(r):
+				b.WriteRune(r)
+			case r <= 0xFFFF:
+				fmt.Fprintf(&b, `\u%04x`, r)
+			default:
+				fmt.Fprintf(&b, `\U%08x`, r)
 			}
-			b.WriteRune(r)
 		}
 	}
 	b.WriteByte('"')
 	return b.String()
 }
+
+// hidden reports characters a reviewer could not see in a rule file:
+// control and format characters (bidirectional overrides, zero-width
+// joiners), unassigned code points and U+FFFD. Quote escapes them, so a
+// formatted file shows what a string really holds.
+func hidden(r rune) bool {
+	return r == utf8.RuneError || r != ' ' && !unicode.IsGraphic(r) || unicode.Is(unicode.Cf, r)
+}
+
+// maxDurationMinutes bounds durations far beyond any real approval. The
+// bound is on the value, not on the digits: a digit limit accepted
+// 1000009h999999m, whose canonical form 1016675h39m it then rejected, so
+// FormatDuration's output did not always parse back. With the total
+// bounded, every accepted duration's canonical form is accepted too, and
+// the arithmetic stays within a 32-bit int.
+const maxDurationMinutes = 60 * 1000000
 
 // ParseDuration reads `30m`, `2h`, `1h30m` as minutes.
 func ParseDuration(s string) (int, bool) {
@@ -388,13 +414,16 @@ func ParseDuration(s string) (int, bool) {
 		c := s[i]
 		switch {
 		case isDigit(c):
-			if n > 100000 {
+			n = n*10 + int(c-'0')
+			if n > maxDurationMinutes {
 				return 0, false
 			}
-			n = n*10 + int(c-'0')
 			digits = true
 		case (c == 'h' || c == 'm') && digits && !strings.ContainsRune(seen, rune(c)) && !(c == 'h' && seen != ""):
 			if c == 'h' {
+				if n > maxDurationMinutes/60 {
+					return 0, false
+				}
 				n *= 60
 			}
 			total += n
@@ -404,7 +433,7 @@ func ParseDuration(s string) (int, bool) {
 			return 0, false
 		}
 	}
-	if digits || seen == "" {
+	if digits || seen == "" || total > maxDurationMinutes {
 		return 0, false
 	}
 	return total, true

@@ -1,6 +1,12 @@
 package syntax
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Pos is a position in a source text: a byte offset and the 1-based line
 // and column (column counted in bytes, as go/token does). The zero Pos is
@@ -79,10 +85,23 @@ func (t Token) describe() string {
 	case Ident:
 		return "`" + t.Text + "`"
 	case String, RawString:
-		return "string " + abbrev(t.Text, 40)
+		// Only the first line of a multi-line raw string: a message is
+		// one line (editors and `file:line:col: msg` output rely on it).
+		text, more := t.Text, false
+		if i := strings.IndexAny(text, "\r\n"); i >= 0 {
+			text, more = text[:i], true
+		}
+		s := abbrev(text, 40)
+		if more && !strings.HasSuffix(s, "…") {
+			s += "…"
+		}
+		return "string " + s
 	case Int, Duration, Clock, Timestamp:
 		return t.Kind.String() + " `" + t.Text + "`"
 	case Illegal:
+		if r, size := utf8.DecodeRuneInString(t.Text); !unicode.IsPrint(r) || r == utf8.RuneError && size == 1 {
+			return strconv.QuoteRune(r) // no raw control characters in a message
+		}
 		return "`" + t.Text + "`"
 	}
 	return t.Kind.String()
