@@ -30,7 +30,10 @@ func TestLargestLegalRuleCompiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("largest legal rule does not compile: %.300v", err)
 	}
-	if c := rs.rules[0].celCost; c == 0 || c > celCostLimit {
+	if _, err := rs.rules[0].prog.program(); err != nil {
+		t.Fatal(err)
+	}
+	if c := rs.rules[0].prog.cost; c == 0 || c > celCostLimit {
 		t.Fatalf("cost estimate %d, limit %d", c, celCostLimit)
 	}
 	at := time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC)

@@ -4,9 +4,12 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
@@ -69,8 +72,7 @@ type compiledRule struct {
 	never   bool      // no criterion: never matches (engine guard)
 	poison  string    // non-empty: the rule cannot be evaluated safely; reaching it fails safe
 	celSrc  string
-	celCost uint64 // worst-case estimate, checked against celCostLimit
-	prog    cel.Program
+	prog    *lazyProgram
 }
 
 // CompileOptions tune Compile.
@@ -144,6 +146,7 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 		}
 		return strings.Compare(ra.ID, rb.ID)
 	})
+	var inputIndex []int // input position of each compiled rule
 	for _, i := range order {
 		r := rules[i].Clone() // the set shares nothing with its caller
 		fail := func(err error) { errs = append(errs, &RuleError{Index: i, RuleID: r.ID, Name: r.Name, Err: err}) }
@@ -187,6 +190,17 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 		cr.poison = poison
 		cr.ord = int32(len(rs.rules))
 		rs.rules = append(rs.rules, cr)
+		inputIndex = append(inputIndex, i)
+	}
+	for ord, err := range buildConditionPrograms(env, rs.rules) {
+		r := &rs.rules[ord]
+		re := &RuleError{Index: inputIndex[ord], RuleID: r.rule.ID, Name: r.rule.Name, Err: err}
+		if !opts.Lenient {
+			errs = append(errs, re)
+			continue
+		}
+		rs.issues = append(rs.issues, re)
+		r.poison = err.Error()
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -306,27 +320,96 @@ func compileRule(env *cel.Env, r Rule, gc groupCtx) (compiledRule, error, error)
 		cr.cond = &n
 	}
 	cr.celSrc = celSource(&cr)
-	ast, iss := env.Compile(cr.celSrc)
-	if iss != nil && iss.Err() != nil {
-		return cr, warn, fmt.Errorf("CEL compile of %s: %w", abbreviate(cr.celSrc, 200), iss.Err())
-	}
-	if ast.OutputType() != cel.BoolType {
-		return cr, warn, fmt.Errorf("CEL program %s has type %s, not bool", abbreviate(cr.celSrc, 200), ast.OutputType())
-	}
-	est, err := env.EstimateCost(ast, celCostModel{})
-	if err != nil {
-		return cr, warn, fmt.Errorf("CEL cost estimate: %w", err)
-	}
-	if est.Max > celCostLimit {
-		return cr, warn, fmt.Errorf("rule is too expensive to evaluate: worst-case CEL cost %d exceeds the limit %d", est.Max, celCostLimit)
-	}
-	cr.celCost = est.Max
-	prog, err := env.Program(ast, cel.CostLimit(celCostLimit))
-	if err != nil {
-		return cr, warn, fmt.Errorf("CEL program: %w", err)
-	}
-	cr.prog = prog
+	cr.prog = &lazyProgram{src: cr.celSrc}
 	return cr, warn, nil
+}
+
+// buildConditionPrograms builds, in parallel, the programs of rules with a
+// condition: a condition's size is bounded only by its text, so its cost is
+// estimated at compile time and an over-expensive rule is a compile error.
+// It returns the rules whose program failed, with the error.
+func buildConditionPrograms(env *cel.Env, rules []compiledRule) map[int]error {
+	var idx []int
+	for i := range rules {
+		if rules[i].cond != nil && rules[i].poison == "" {
+			idx = append(idx, i)
+		}
+	}
+	errs := make([]error, len(idx))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(idx)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(idx) {
+					return
+				}
+				errs[k] = rules[idx[k]].prog.build(env)
+			}
+		}()
+	}
+	wg.Wait()
+	failed := map[int]error{}
+	for k, err := range errs {
+		if err != nil {
+			failed[idx[k]] = err
+		}
+	}
+	return failed
+}
+
+// lazyProgram is a rule's CEL program, built on first use. The indexed
+// path never runs it; the reference evaluator does. Programs generated from
+// match* fields are well-typed by construction and their worst-case cost is
+// bounded by the largest legal rule (pinned by a test), so building them
+// later loses no check; a rule with a condition is built at compile time.
+type lazyProgram struct {
+	src  string
+	once sync.Once
+	prog cel.Program
+	cost uint64 // worst-case estimate, checked against celCostLimit
+	err  error
+}
+
+func (lp *lazyProgram) build(env *cel.Env) error {
+	lp.once.Do(func() {
+		ast, iss := env.Compile(lp.src)
+		switch {
+		case iss != nil && iss.Err() != nil:
+			lp.err = fmt.Errorf("CEL compile of %s: %w", abbreviate(lp.src, 200), iss.Err())
+			return
+		case ast.OutputType() != cel.BoolType:
+			lp.err = fmt.Errorf("CEL program %s has type %s, not bool", abbreviate(lp.src, 200), ast.OutputType())
+			return
+		}
+		est, err := env.EstimateCost(ast, celCostModel{})
+		if err != nil {
+			lp.err = fmt.Errorf("CEL cost estimate: %w", err)
+			return
+		}
+		if est.Max > celCostLimit {
+			lp.err = fmt.Errorf("rule is too expensive to evaluate: worst-case CEL cost %d exceeds the limit %d", est.Max, celCostLimit)
+			return
+		}
+		lp.cost = est.Max
+		lp.prog, lp.err = env.Program(ast, cel.CostLimit(celCostLimit))
+	})
+	return lp.err
+}
+
+// program returns the built program (building it if needed).
+func (lp *lazyProgram) program() (cel.Program, error) {
+	env, err := celEnv()
+	if err != nil {
+		return nil, err
+	}
+	if err := lp.build(env); err != nil {
+		return nil, err
+	}
+	return lp.prog, nil
 }
 
 // critObsKey is the observation field each criterion reads.

@@ -267,7 +267,11 @@ func (r *compiledRule) matchesCEL(act *celActivation) (bool, error) {
 	if r.poison != "" {
 		return false, errPoisoned(r)
 	}
-	ok, err := evalBool(r.prog, act)
+	prog, err := r.prog.program()
+	if err != nil {
+		return false, fmt.Errorf("rule %s: %w", quoteName(r), err)
+	}
+	ok, err := evalBool(prog, act)
 	if err != nil {
 		return false, fmt.Errorf("rule %s: CEL evaluation: %w", quoteName(r), err)
 	}
