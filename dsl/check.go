@@ -35,12 +35,6 @@ func (r *Report) Failed() int {
 // cases. Tests run only for orgs that compiled without errors.
 func Check(repo *Repository, opts CheckOptions) *Report {
 	rep := &Report{Diags: append(Diagnostics(nil), repo.Diags...), RuleSet: map[string]*engine.RuleSet{}}
-	errFiles := map[string]bool{}
-	for _, d := range repo.Diags {
-		if d.Severity == SevError {
-			errFiles[d.File] = true
-		}
-	}
 	for _, org := range repo.Orgs {
 		rs, err := Compile(org)
 		if err != nil {

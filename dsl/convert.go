@@ -52,6 +52,10 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		if err := json.Unmarshal(data, &b.Rules); err != nil {
 			return nil, err
 		}
+		var strict []ruleFields
+		if err := decodeStrict(trimmed, &strict); err != nil {
+			return nil, err
+		}
 		return b, nil
 	}
 	dec := json.NewDecoder(strings.NewReader(trimmed))
@@ -59,7 +63,33 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	if err := dec.Decode(b); err != nil {
 		return nil, err
 	}
+	var strict struct {
+		Rules        []ruleFields         `json:"rules"`
+		SignerGroups []engine.SignerGroup `json:"signerGroups"`
+		Policies     []policyFields       `json:"policies"`
+		OrgConfigs   []OrgConfig          `json:"orgConfigs"`
+	}
+	if err := decodeStrict(trimmed, &strict); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// Fix: engine.Rule and policy.Policy decode themselves (to apply the API's
+// create defaults), and a type's own decoder does not inherit
+// DisallowUnknownFields, so an unknown or misspelt key in a rule
+// ("matchSginer") was dropped without a word — and the converted rule
+// matched more than its author meant. The field sets without the methods
+// are decoded once more, strictly, to catch such keys.
+type (
+	ruleFields   engine.Rule
+	policyFields policy.Policy
+)
+
+func decodeStrict(doc string, v any) error {
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 // FromBundle converts API JSON to rule files: one file per org, keyed by
@@ -103,11 +133,22 @@ func FromBundle(b *Bundle) (map[string]*syntax.File, []error) {
 			errs = append(errs, fmt.Errorf("rules[%d] %q: %w", i, r.Name, err))
 			continue
 		}
+		d := RuleBlock(engine.NormalizeRule(r), groupName)
+		// Fix: joined to the match* criteria, a condition whose top level
+		// is not a conjunction gets parentheses, one level more than the
+		// API counted: a condition nested to the limit came out as a
+		// `when` the loader refuses, and nothing said so.
+		if w := d.FieldOf("when"); w != nil {
+			if _, perrs := syntax.ParseExpr(syntax.FormatExpr(w.Value.(*syntax.Cond).X)); len(perrs) > 0 {
+				errs = append(errs, fmt.Errorf("rules[%d] %q: the condition cannot be written in a rule file: %v", i, r.Name, perrs[0].Msg))
+				continue
+			}
+		}
 		f := file(r.OrgID)
-		f.Decls = append(f.Decls, RuleBlock(engine.NormalizeRule(r), groupName))
+		f.Decls = append(f.Decls, d)
 	}
 	for i, p := range b.Policies {
-		if err := policy.ValidatePolicy(&p); err != nil {
+		if err := validatePolicy(p); err != nil { // fix: an org named in a rule file is not a UUID
 			errs = append(errs, fmt.Errorf("policies[%d] %q: %w", i, p.Name, err))
 			continue
 		}
@@ -280,7 +321,7 @@ func windowOf(w *engine.TimeWindow) *syntax.Window {
 		End: &syntax.Lit{Kind: syntax.Clock, Text: w.End, Value: w.End}}
 	for i := 0; i < len(w.Days); {
 		j := i
-		for j+1 < len(w.Days) && w.Days[j+1] == (w.Days[j]+1)%7 && j+1-i < 6 {
+		for j+1 < len(w.Days) && w.Days[j+1] == (w.Days[j]+1)%7 && j-i < 6 {
 			j++
 		}
 		day := func(n int) *syntax.Lit {
@@ -313,7 +354,20 @@ func SignerGroupBlock(g engine.SignerGroup) *syntax.Block {
 	if g.Description != nil {
 		d.Fields = append(d.Fields, field("description", strLit(*g.Description)))
 	}
+	// Fix: print the entries as the loader reads them back (a CN-only
+	// object is a bare CN) and deduplicated as it deduplicates them. A
+	// bare "X" beside {"subjectCn": "X"} — two entries to
+	// NormalizeSignerGroup — printed `cn "X"` twice, which loads as one, so
+	// the text changed on its next trip through JSON.
+	printed := g
+	printed.Signers = make([]engine.SignerEntry, 0, len(g.Signers))
 	for _, e := range g.Signers {
+		if e.SubjectCN != nil && e.Thumbprint == nil {
+			e = engine.CNEntry(*e.SubjectCN)
+		}
+		printed.Signers = append(printed.Signers, e)
+	}
+	for _, e := range engine.NormalizeSignerGroup(printed).Signers {
 		switch {
 		case e.SubjectCN != nil:
 			en := &syntax.Entry{CN: strLit(*e.SubjectCN)}

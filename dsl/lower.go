@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/elevate-pam/elevate/dsl/syntax"
 	"github.com/elevate-pam/elevate/engine"
@@ -22,10 +23,48 @@ type lowerer struct {
 	file  string
 	names map[string]map[string]Origin // kind → name → first declaration
 	group map[string]string            // signer group name (and id) → id
+
+	parseErrs Diagnostics // the parser's, to tell a dropped field from a missing one
 }
 
 func (l *lowerer) errorf(pos syntax.Pos, hint, format string, args ...any) {
 	l.repo.Diags.add(SevError, l.file, pos, hint, format, args...)
+}
+
+// missing reports a required field that block d lacks, at its closing
+// brace — unless the field is written but the parser dropped it, having
+// reported why. Fix: `when signr == "x"` gave "unknown criterion `signr`"
+// and then "rule … has no `when` condition", which is false and sends the
+// reader looking for a missing line.
+func (l *lowerer) missing(d *syntax.Block, key, hint, format string, args ...any) {
+	if !l.dropped(d, key) {
+		l.errorf(d.Close, hint, format, args...)
+	}
+}
+
+// dropped reports whether a line of block d starts with the field key and
+// a syntax error lies inside d.
+func (l *lowerer) dropped(d *syntax.Block, key string) bool {
+	var src string
+	for _, f := range l.repo.Files {
+		if f.Path == l.file {
+			src = f.Src
+		}
+	}
+	if d.Close.Offset > len(src) || d.KwPos.Offset > d.Close.Offset {
+		return false
+	}
+	written := false
+	for _, line := range strings.Split(src[d.KwPos.Offset:d.Close.Offset], "\n") {
+		rest, found := strings.CutPrefix(strings.TrimLeft(line, " \t"), key)
+		written = written || found && (rest == "" || rest[0] == ' ' || rest[0] == '\t' || rest[0] == '\r')
+	}
+	for _, e := range l.parseErrs {
+		if written && e.File == l.file && d.KwPos.Offset <= e.Pos.Offset && e.Pos.Offset <= d.Close.Offset {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *lowerer) here(pos syntax.Pos) Origin { return Origin{File: l.file, Pos: pos} }
@@ -69,6 +108,7 @@ func (l *lowerer) lower(files []*SourceFile) {
 			}
 		}
 	}
+	l.resolveSoftware()
 }
 
 func str(f *syntax.Field) *string {
@@ -225,16 +265,16 @@ func (l *lowerer) rule(d *syntax.Block) {
 		}
 	}
 	if then == nil {
-		l.errorf(d.Close, "add e.g. `then require_approval`", "rule %q has no `then` verdict", r.Name)
+		l.missing(d, "then", "add e.g. `then require_approval`", "rule %q has no `then` verdict", r.Name)
 		ok = false
 	}
 	if when == nil {
-		l.errorf(d.Close, "add a `when` condition", "rule %q has no `when` condition: a rule needs at least one criterion", r.Name)
+		l.missing(d, "when", "add a `when` condition", "rule %q has no `when` condition: a rule needs at least one criterion", r.Name)
 		ok = false
 	} else {
 		x := when.Value.(*syntax.Cond).X
 		for _, e := range engine.CheckCondition(x) {
-			l.errorf(e.Pos, "", "%s", e.Msg)
+			l.errorf(l.offsetOf(e.Pos), "", "%s", e.Msg)
 			ok = false
 		}
 		resolved, good := l.resolveGroups(x)
@@ -245,13 +285,18 @@ func (l *lowerer) rule(d *syntax.Block) {
 	if !ok {
 		return
 	}
+	// Fix: validate the stored (normalised) form, the one ToBundle exports
+	// and the API checks on import. Validating the whole `when` as one
+	// condition and then skipping every "condition" error — value errors
+	// are reported above, with file positions, and stop before this point —
+	// also skipped the only one left, the length limit: a rule whose
+	// remaining condition exceeded it loaded here, and its export was then
+	// refused by FromBundle and the API.
+	r = engine.NormalizeRule(r)
 	if err := engine.ValidateRule(&r); err != nil {
 		var fes engine.FieldErrors
 		errors.As(err, &fes)
 		for _, fe := range fes {
-			if fe.Field == "condition" {
-				continue // reported above, with file positions
-			}
 			l.errorf(l.rulePos(d, fe.Field, when, window, then), "", "%s", ruleMessage(fe))
 			ok = false
 		}
@@ -263,7 +308,6 @@ func (l *lowerer) rule(d *syntax.Block) {
 	if !ok {
 		return
 	}
-	r = engine.NormalizeRule(r)
 	l.org.Rules = append(l.org.Rules, r)
 	l.org.RuleAt = append(l.org.RuleAt, l.here(d.Label.Pos))
 	l.org.ruleDecl = append(l.org.ruleDecl, d)
@@ -280,7 +324,7 @@ func ruleMessage(fe *engine.FieldError) string {
 		return "`ignore` is not allowed on a tool-action rule: a tool action must be decided"
 	}
 	field := map[string]string{"name": "rule name", "siteId": "site", "approvalDurationMinutes": "duration",
-		"timeWindow.start": "start time", "timeWindow.end": "end time", "timeWindow.timezone": "time zone", "timeWindow.days": "days"}[fe.Field]
+		"timeWindow.start": "start time", "timeWindow.end": "end time", "timeWindow.timezone": "time zone", "timeWindow.days": "days", "condition": "condition"}[fe.Field]
 	if field == "" {
 		return fe.Error()
 	}
@@ -313,7 +357,7 @@ func (l *lowerer) rulePos(d *syntax.Block, field string, when *syntax.Field, w *
 		return w.End.Pos
 	case strings.HasPrefix(field, "timeWindow") && w != nil:
 		return w.Pos
-	case field == "criteria" && when != nil:
+	case (field == "criteria" || field == "condition") && when != nil:
 		return when.Value.Position()
 	}
 	return d.Label.Pos
@@ -335,7 +379,7 @@ func (l *lowerer) resolveGroups(x syntax.Expr) (syntax.Expr, bool) {
 			known = append(known, g.Name)
 		}
 		hint := "declare it with signers \"" + ref.Value + "\" { … }"
-		if s := closest(ref.Value, known); s != "" {
+		if s := syntax.Suggest(ref.Value, known); s != "" {
 			hint = "did you mean `" + s + "`?"
 		}
 		org := ""
@@ -437,7 +481,7 @@ func (l *lowerer) policy(d *syntax.Block) {
 				for _, ft := range policy.Features() {
 					names = append(names, ft.DSLName)
 				}
-				l.errorf(b.Label.Pos, didYouMean(b.Label.Text, names), "unknown feature `%s`", b.Label.Text)
+				l.errorf(b.Label.Pos, syntax.DidYouMean(b.Label.Text, names), "unknown feature `%s`", b.Label.Text)
 				ok = false
 				continue
 			}
@@ -473,7 +517,7 @@ func (l *lowerer) policy(d *syntax.Block) {
 	if !ok {
 		return
 	}
-	if err := policy.ValidatePolicy(&p); err != nil {
+	if err := validatePolicy(p); err != nil {
 		l.fieldErrors(err, func(field string) syntax.Pos {
 			var i int
 			if _, err := fmt.Sscanf(field, "assignments[%d]", &i); err == nil && i < len(assigns) {
@@ -498,13 +542,68 @@ func (l *lowerer) policy(d *syntax.Block) {
 	l.org.PolicyAt = append(l.org.PolicyAt, l.here(d.Label.Pos))
 }
 
-// celLitPos maps a 1-based line:col inside a string literal's value to the
-// file (exact for raw strings on one line).
-func celLitPos(lit *syntax.Lit, line, col int) syntax.Pos {
-	if line <= 1 {
-		return syntax.Pos{Offset: lit.Pos.Offset + col, Line: lit.Pos.Line, Col: lit.Pos.Col + col}
+// validatePolicy is policy.ValidatePolicy for a policy of a rule-file org.
+// Fix: ValidatePolicy wants orgId to be a UUID, but rule files name their
+// orgs (`org "acme"`), so every policy of a named org was refused with
+// "orgId: must be a UUID" at its name (LANGUAGE.md's own examples among
+// them), and FromBundle dropped such policies from an export. The org is
+// a name here, like an assignment target in a rule file.
+func validatePolicy(p policy.Policy) error {
+	if !engine.IsUUID(p.OrgID) {
+		p.OrgID = ""
 	}
-	return syntax.Pos{Offset: lit.Pos.Offset, Line: lit.Pos.Line + line - 1, Col: col}
+	return policy.ValidatePolicy(&p)
+}
+
+// celLitPos maps a 1-based line:col (col in characters) inside a string
+// literal's value to the file, exactly unless the literal has escapes
+// (then it points at the value's start). Fix: the offset of
+// a position past the first line was the literal's own, and columns
+// counted characters where Pos counts bytes; diagnostics sort by offset,
+// so an error on a later line of the condition came before one on its
+// first.
+func celLitPos(lit *syntax.Lit, line, col int) syntax.Pos {
+	p := syntax.Pos{Offset: lit.Pos.Offset + 1, Line: lit.Pos.Line, Col: lit.Pos.Col + 1}
+	v := ""
+	if n := len(lit.Text); n >= 2 && lit.Text[1:n-1] == lit.Value {
+		v = lit.Value
+	}
+	for i := 1; i < line; i++ {
+		j := strings.IndexByte(v, '\n')
+		if j < 0 {
+			break
+		}
+		p = syntax.Pos{Offset: p.Offset + j + 1, Line: p.Line + 1, Col: 1}
+		v = v[j+1:]
+	}
+	for n := 1; n < col && v != ""; n++ {
+		_, size := utf8.DecodeRuneInString(v)
+		p.Offset, p.Col, v = p.Offset+size, p.Col+size, v[size:]
+	}
+	return p
+}
+
+// offsetOf recomputes the offset of a position in the current file from
+// its line and column. Fix: engine.CheckCondition gives a `cel` error on
+// a later line of a raw string the offset of the string's start.
+func (l *lowerer) offsetOf(pos syntax.Pos) syntax.Pos {
+	for _, f := range l.repo.Files {
+		if f.Path != l.file || pos.Line < 1 {
+			continue
+		}
+		off := 0
+		for i := 1; i < pos.Line; i++ {
+			j := strings.IndexByte(f.Src[off:], '\n')
+			if j < 0 {
+				return pos
+			}
+			off += j + 1
+		}
+		if off+pos.Col-1 <= len(f.Src) {
+			pos.Offset = off + pos.Col - 1
+		}
+	}
+	return pos
 }
 
 // bodyPos finds the attribute a JSON path like "executable[1].sha256"
@@ -563,7 +662,7 @@ func (l *lowerer) featureJSON(settings []policy.Setting, b *syntax.Body, labelKe
 	for _, a := range b.Attrs {
 		s := findSetting(settings, a.Key)
 		if s == nil {
-			l.errorf(a.KeyPos, didYouMean(a.Key, known), "unknown setting `%s`", a.Key)
+			l.errorf(a.KeyPos, syntax.DidYouMean(a.Key, known), "unknown setting `%s`", a.Key)
 			ok = false
 			continue
 		}
@@ -656,7 +755,7 @@ func (l *lowerer) orgSettings(b *syntax.Body) (engine.OrgConfig, *bool, bool) {
 			l.errorf(a.KeyPos, "", "bad value for `%s`", a.Key)
 			ok = false
 		default:
-			l.errorf(a.KeyPos, didYouMean(a.Key, []string{"default_unmatched", "uac_interception"}), "unknown setting `%s`", a.Key)
+			l.errorf(a.KeyPos, syntax.DidYouMean(a.Key, []string{"default_unmatched", "uac_interception"}), "unknown setting `%s`", a.Key)
 			ok = false
 		}
 	}
@@ -674,46 +773,4 @@ func (l *lowerer) settings(d *syntax.Block) {
 	if ok {
 		l.org.Config, l.org.UACInterception = cfg, uac
 	}
-}
-
-func didYouMean(word string, choices []string) string {
-	if s := closest(word, choices); s != "" {
-		return "did you mean `" + s + "`?"
-	}
-	return "expected one of: " + strings.Join(choices, ", ")
-}
-
-// closest returns the choice within a small edit distance of word.
-func closest(word string, choices []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range choices {
-		if d := distance(strings.ToLower(word), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if bestD <= max(1, len(word)/3) {
-		return best
-	}
-	return ""
-}
-
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur := make([]int, len(rb)+1)
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			c := 1
-			if ra[i-1] == rb[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev = cur
-	}
-	return prev[len(rb)]
 }

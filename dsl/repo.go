@@ -157,6 +157,7 @@ func Load(srcs map[string]string) *Repository {
 		}
 		repo.Files = append(repo.Files, &SourceFile{Path: p, Src: srcs[p], AST: ast})
 	}
+	parseErrs := slices.Clone(repo.Diags)
 	// Org of each file: its own declaration, else the nearest org.pam above.
 	dirOrg := map[string]string{}
 	own := map[*SourceFile]string{}
@@ -203,7 +204,7 @@ func Load(srcs map[string]string) *Repository {
 	for _, n := range names {
 		o := orgs[n]
 		repo.Orgs = append(repo.Orgs, o)
-		l := &lowerer{repo: repo, org: o}
+		l := &lowerer{repo: repo, org: o, parseErrs: parseErrs}
 		l.lower(repo.filesOf(n))
 	}
 	repo.Diags.Sort()

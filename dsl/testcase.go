@@ -10,6 +10,7 @@ import (
 
 	"github.com/elevate-pam/elevate/dsl/syntax"
 	"github.com/elevate-pam/elevate/engine"
+	"github.com/elevate-pam/elevate/policy"
 )
 
 // TestCase is one `test` block: a fixed instant, an observation, and the
@@ -22,6 +23,11 @@ type TestCase struct {
 	Flow   engine.FlowType
 	Obs    engine.Observation
 	Config *engine.OrgConfig // overrides the org's settings
+	// Software names a policy of the repository whose software feature is
+	// the device's resolved software policy (the bridge runs before rules).
+	Software   string
+	softwareAt syntax.Pos
+	bridge     *engine.Bridge
 
 	Outcome     engine.Outcome
 	By          string // rule name, "default", "software_policy" or "" (not checked)
@@ -61,12 +67,14 @@ func (l *lowerer) test(d *syntax.Block) {
 			lit := f.Value.(*syntax.Lit)
 			fl, found := flowNames[lit.Text]
 			if !found {
-				l.errorf(lit.Pos, didYouMean(lit.Text, []string{"uac", "tool", "jit"}), "unknown flow `%s`", lit.Text)
+				l.errorf(lit.Pos, syntax.DidYouMean(lit.Text, []string{"uac", "tool", "jit"}), "unknown flow `%s`", lit.Text)
 				ok = false
 			}
 			tc.Flow, flowSet = fl, true
 		case "site":
 			tc.Obs.SiteID = *str(f)
+		case "software":
+			tc.Software, tc.softwareAt = *str(f), f.Value.Position()
 		case "observe":
 			observe = f.Value.(*syntax.Body)
 		case "settings":
@@ -87,15 +95,15 @@ func (l *lowerer) test(d *syntax.Block) {
 		}
 	}
 	if tc.Time.IsZero() && ok {
-		l.errorf(d.Close, "add e.g. `at 2026-06-15T10:00:00Z`: decisions depend on the instant", "test %q has no `at`", tc.Name)
+		l.missing(d, "at", "add e.g. `at 2026-06-15T10:00:00Z`: decisions depend on the instant", "test %q has no `at`", tc.Name)
 		ok = false
 	}
 	if tc.expectBlock == nil {
-		l.errorf(d.Close, "add e.g. `expect auto_approved by \"rule name\"`", "test %q has no `expect`", tc.Name)
+		l.missing(d, "expect", "add e.g. `expect auto_approved by \"rule name\"`", "test %q has no `expect`", tc.Name)
 		ok = false
 	}
 	if observe == nil {
-		l.errorf(d.Close, "add an `observe { … }` block", "test %q has no `observe`", tc.Name)
+		l.missing(d, "observe", "add an `observe { … }` block", "test %q has no `observe`", tc.Name)
 		ok = false
 	} else {
 		ok = l.observation(observe, tc) && ok
@@ -109,6 +117,10 @@ func (l *lowerer) test(d *syntax.Block) {
 	if ok && observe != nil {
 		if err := engine.ValidateObservation(tc.Flow, &tc.Obs); err != nil {
 			l.fieldErrors(err, func(field string) syntax.Pos {
+				// Fix: the fields are "observation.…"; matched without the
+				// prefix, every error was placed at the observe block
+				// instead of at its attribute (or the test's site).
+				field = strings.TrimPrefix(field, "observation.")
 				for _, k := range observeKeys {
 					if strings.HasPrefix(field, k.json) {
 						if a := observe.AttrOf(k.dsl); a != nil {
@@ -129,6 +141,44 @@ func (l *lowerer) test(d *syntax.Block) {
 	}
 	if ok {
 		l.org.Tests = append(l.org.Tests, tc)
+	}
+}
+
+// resolveSoftware attaches each test's named software policy, once every
+// policy of the org is known.
+func (l *lowerer) resolveSoftware() {
+	for _, tc := range l.org.Tests {
+		if tc.Software == "" {
+			continue
+		}
+		l.file = tc.File
+		var names []string
+		found := false
+		for i := range l.org.Policies {
+			p := &l.org.Policies[i]
+			names = append(names, p.Name)
+			if p.Name != tc.Software {
+				continue
+			}
+			found = true
+			sp, ok, err := policy.SoftwarePolicyFrom(p)
+			switch {
+			case err != nil:
+				l.errorf(tc.softwareAt, "", "policy %q: %v", p.Name, err)
+			case !ok:
+				l.errorf(tc.softwareAt, "add `feature software { … }` to it", "policy %q has no software feature", p.Name)
+			default:
+				b, err := engine.NewBridge(*sp)
+				if err != nil {
+					l.errorf(tc.softwareAt, "", "policy %q: %v", p.Name, err)
+					continue
+				}
+				tc.bridge = b
+			}
+		}
+		if !found {
+			l.errorf(tc.softwareAt, syntax.DidYouMean(tc.Software, names), "unknown policy %q", tc.Software)
+		}
 	}
 }
 
@@ -217,7 +267,7 @@ func (l *lowerer) observation(b *syntax.Body, tc *TestCase) bool {
 		case "tool":
 			tc.Obs.ToolName = v
 		default:
-			l.errorf(a.KeyPos, didYouMean(a.Key, keys), "unknown observation field `%s`", a.Key)
+			l.errorf(a.KeyPos, syntax.DidYouMean(a.Key, keys), "unknown observation field `%s`", a.Key)
 			ok = false
 		}
 	}
@@ -242,7 +292,7 @@ func (tc *TestCase) Run(rs *engine.RuleSet, org *Org) TestResult {
 	if tc.Config != nil {
 		cfg = *tc.Config
 	}
-	d := rs.Decide(&engine.Input{Flow: tc.Flow, Observation: tc.Obs, At: tc.Time, Org: cfg, Explain: true})
+	d := rs.Decide(&engine.Input{Flow: tc.Flow, Observation: tc.Obs, At: tc.Time, Org: cfg, Bridge: tc.bridge, Explain: true})
 	res := TestResult{Name: tc.Name, Org: org.Name, File: tc.File, Line: tc.At.Pos.Line, Decision: d, Trace: d.Explain}
 	res.Decision.Explain = nil
 	if d.Error != "" {
