@@ -293,6 +293,23 @@ type celAtom struct {
 // compileCELAtom type-checks a `cel` atom. Errors carry the position in
 // the rule text.
 func compileCELAtom(a *syntax.CelAtom, negate bool) (*celAtom, error) {
+	// A rule's atoms are checked on validation and again on compile, and
+	// rule sets repeat expressions: compiled atoms are immutable and shared.
+	// Only successes are remembered; an error's position is the caller's.
+	key := strconv.FormatBool(negate) + "\x00" + a.Src.Value
+	if v, ok := celAtomMemo.get(key); ok {
+		return v.(*celAtom), nil
+	}
+	at, err := compileCELAtomUncached(a, negate)
+	if err == nil {
+		celAtomMemo.put(key, at)
+	}
+	return at, err
+}
+
+var celAtomMemo memo
+
+func compileCELAtomUncached(a *syntax.CelAtom, negate bool) (*celAtom, error) {
 	env, err := celEnv()
 	if err != nil {
 		return nil, err
