@@ -93,9 +93,12 @@ func decodeStrict(doc string, v any) error {
 }
 
 // FromBundle converts API JSON to rule files: one file per org, keyed by
-// org ("" for rules without one). Rules are validated and normalised
-// first, so the output is canonical and nothing the API stores is dropped;
-// a rule the API would refuse is reported and left out.
+// org ("" for rules without one). Everything is validated first, and rules
+// and signer groups normalised, so the output is canonical; for rules and
+// signer groups nothing the API stores is dropped. A value the API would
+// refuse is reported and left out. Policies keep their settings and
+// assignments but not their timestamps, partner or assignment ids, which
+// the language does not carry.
 func FromBundle(b *Bundle) (map[string]*syntax.File, []error) {
 	var errs []error
 	files := map[string]*syntax.File{}
@@ -113,7 +116,18 @@ func FromBundle(b *Bundle) (map[string]*syntax.File, []error) {
 	for _, g := range b.SignerGroups {
 		groupName[strings.ToLower(g.ID)] = g.Name
 	}
-	for _, c := range b.OrgConfigs {
+	seenConfig := map[string]bool{}
+	for i, c := range b.OrgConfigs {
+		cfg := engine.OrgConfig{DefaultUnmatchedVerdict: c.DefaultUnmatchedVerdict}
+		if err := engine.ValidateOrgConfig(&cfg); err != nil {
+			errs = append(errs, fmt.Errorf("orgConfigs[%d] %q: %w", i, c.OrgID, err))
+			continue
+		}
+		if seenConfig[c.OrgID] {
+			errs = append(errs, fmt.Errorf("orgConfigs[%d]: a second configuration for org %q", i, c.OrgID))
+			continue
+		}
+		seenConfig[c.OrgID] = true
 		f := file(c.OrgID)
 		body := &syntax.Body{}
 		if c.DefaultUnmatchedVerdict != "" {
@@ -124,9 +138,13 @@ func FromBundle(b *Bundle) (map[string]*syntax.File, []error) {
 		}
 		f.Decls = append(f.Decls, &syntax.Block{Kind: syntax.KindSettings, Body: body})
 	}
-	for _, g := range b.SignerGroups {
+	for i, g := range b.SignerGroups {
+		if err := engine.ValidateSignerGroup(&g); err != nil {
+			errs = append(errs, fmt.Errorf("signerGroups[%d] %q: %w", i, g.Name, err))
+			continue
+		}
 		f := file(g.OrgID)
-		f.Decls = append(f.Decls, SignerGroupBlock(g))
+		f.Decls = append(f.Decls, SignerGroupBlock(engine.NormalizeSignerGroup(g)))
 	}
 	for i, r := range b.Rules {
 		if err := engine.ValidateRule(&r); err != nil {

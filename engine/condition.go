@@ -285,8 +285,9 @@ func CheckCondition(x syntax.Expr) []*ConditionError {
 // observation fields it reads (all must be present, or the atom is
 // unknown), and a program for the native evaluator.
 type celAtom struct {
-	src     string // the expression as CEL prints it (comments stripped), in !(…) when the atom is negated
-	guarded string // presence guards and negation applied: true iff definitely true
+	src     string   // the expression as CEL prints it (comments stripped), in !(…) when the atom is negated
+	guarded string   // presence guards and negation applied: true iff definitely true
+	keys    []string // observation fields it reads: all must be present
 	prog    cel.Program
 }
 
@@ -344,7 +345,7 @@ func compileCELAtomUncached(a *syntax.CelAtom, negate bool) (*celAtom, error) {
 	} else {
 		b.WriteString("(" + src + ")")
 	}
-	at := &celAtom{src: src, guarded: b.String()}
+	at := &celAtom{src: src, guarded: b.String(), keys: keys}
 	if negate {
 		at.src = "!(" + src + ")" // what explain shows beside the literal's result
 	}

@@ -1077,7 +1077,7 @@ func TestConditionExplain(t *testing.T) {
 	// absent key under it is not an error.
 	neg := []Rule{condRule("n", VerdictAutoDeny, `not cel "obs.commandLine.size() > 3" and user == "bob" or user == "carol"`, nil)}
 	for _, c := range []struct{ cmd, want string }{
-		{"", `cel !(obs.commandLine.size() > 3): false; user "bob": false; user "carol": false`},
+		{"", `cel !(obs.commandLine.size() > 3): unknown (commandLine absent); user "bob": false; user "carol": false`},
 		{"ab", `cel !(obs.commandLine.size() > 3): true; user "bob": false; user "carol": false`},
 		{"abcd", `cel !(obs.commandLine.size() > 3): false; user "bob": false; user "carol": false`},
 	} {

@@ -130,6 +130,9 @@ func (n *condNode) describe(c *candidate) string {
 		case 'x':
 			v, err := evalBool(n.cel.prog, c.activation())
 			res := fmt.Sprint(v)
+			if missing := c.absentKeys(n.cel.keys); len(missing) > 0 {
+				res = "unknown (" + strings.Join(missing, ", ") + " absent)"
+			}
 			if err != nil {
 				res = "error: " + err.Error()
 			}

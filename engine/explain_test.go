@@ -49,3 +49,20 @@ func TestExplainTrace(t *testing.T) {
 		t.Errorf("shadowed rule should name the rule that decided: %+v", d.Explain[3])
 	}
 }
+
+// A cel atom whose observation field is absent is unknown, not false: the
+// trace says which field was missing.
+func TestExplainCELAtomAbsentIsUnknown(t *testing.T) {
+	rules := []Rule{{ID: "a", Name: "a", Enabled: true, Priority: 1, Verdict: VerdictAutoDeny,
+		Condition: sp("cel `obs.commandLine.contains(\"/q\")` and user == \"x\"")}}
+	rs, err := Compile(rules, nil, CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC)
+	d := rs.Decide(&Input{Flow: FlowUAC, At: at, Explain: true,
+		Observation: Observation{SubjectUsername: "x", TargetExecutablePath: `C:\a.exe`}})
+	if got := d.Explain[0].Detail; !strings.Contains(got, "unknown (commandLine absent)") || d.Explain[0].Result != ResultNoMatch {
+		t.Fatalf("trace: %s %s", d.Explain[0].Result, got)
+	}
+}

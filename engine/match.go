@@ -6,6 +6,9 @@ import (
 	"strings"
 	"time"
 	"unsafe"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/traits"
 )
 
 // candidate is an observation prepared once per decision: projected onto
@@ -30,6 +33,19 @@ type candidate struct {
 	groupsSlow   bool   // a group name holds NUL: groupKeys is not used
 
 	act *celActivation // built on first use by a cel condition
+}
+
+// absentKeys lists which of the given observation fields the candidate
+// lacks.
+func (c *candidate) absentKeys(keys []string) []string {
+	var out []string
+	obs := c.activation().obs.(traits.Mapper)
+	for _, k := range keys {
+		if _, found := obs.Find(types.String(k)); !found {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // activation returns the candidate's CEL view, building it once.
