@@ -318,7 +318,7 @@ func RuleCondition(r engine.Rule, groupName map[string]string) syntax.Expr {
 				}
 				return l.Value
 			})
-			parts = append(parts, topConjuncts(x)...)
+			parts = append(parts, syntax.Conjuncts(x)...)
 		}
 	}
 	if len(parts) == 0 {

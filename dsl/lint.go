@@ -82,7 +82,7 @@ func factsOf(r *engine.Rule, at Origin) *ruleFacts {
 					f.groups = append(f.groups, strings.ToLower(ref.Name.Value))
 				}
 			})
-			for _, c := range topConjuncts(x) {
+			for _, c := range syntax.Conjuncts(x) {
 				if cmp, ok := c.(*syntax.Compare); ok && cmp.Op != "!=" && cmp.Op != "!~" {
 					switch cmp.Field.Text {
 					case "signer", "thumbprint", "hash":
@@ -102,18 +102,6 @@ func factsOf(r *engine.Rule, at Origin) *ruleFacts {
 	}
 	slices.Sort(f.crits)
 	return f
-}
-
-func topConjuncts(x syntax.Expr) []syntax.Expr {
-	switch v := x.(type) {
-	case *syntax.Paren:
-		return topConjuncts(v.X)
-	case *syntax.Binary:
-		if v.Op == "and" {
-			return append(topConjuncts(v.X), topConjuncts(v.Y)...)
-		}
-	}
-	return []syntax.Expr{x}
 }
 
 func walkPositive(x syntax.Expr, neg bool, f func(*syntax.Compare, bool)) {

@@ -38,11 +38,21 @@ type TestCase struct {
 
 // observeKeys maps the keys of an `observe` block to observation fields
 // (by their API names, which observation validation reports).
-var observeKeys = []struct{ dsl, json string }{
-	{"user", "subjectUsername"}, {"path", "targetExecutablePath"}, {"hash", "targetExecutableHash"},
-	{"signer", "targetExecutableSigner"}, {"thumbprint", "targetExecutableSignerThumbprint"},
-	{"parent", "parentImage"}, {"cmdline", "commandLine"}, {"groups", "adGroups"},
-	{"tool", "toolName"}, {"risk", "riskTier"}, {"duration", "requestedDurationMinutes"},
+var observeKeys = []struct {
+	dsl, json string
+	str       func(o *engine.Observation) *string // string-valued fields
+}{
+	{"user", "subjectUsername", func(o *engine.Observation) *string { return &o.SubjectUsername }},
+	{"path", "targetExecutablePath", func(o *engine.Observation) *string { return &o.TargetExecutablePath }},
+	{"hash", "targetExecutableHash", func(o *engine.Observation) *string { return &o.TargetExecutableHash }},
+	{"signer", "targetExecutableSigner", func(o *engine.Observation) *string { return &o.TargetExecutableSigner }},
+	{"thumbprint", "targetExecutableSignerThumbprint", func(o *engine.Observation) *string { return &o.TargetExecutableSignerThumbprint }},
+	{"parent", "parentImage", func(o *engine.Observation) *string { return &o.ParentImage }},
+	{"cmdline", "commandLine", func(o *engine.Observation) *string { return &o.CommandLine }},
+	{"groups", "adGroups", nil},
+	{"tool", "toolName", func(o *engine.Observation) *string { return &o.ToolName }},
+	{"risk", "riskTier", nil},
+	{"duration", "requestedDurationMinutes", nil},
 }
 
 var flowNames = map[string]engine.FlowType{
@@ -248,25 +258,13 @@ func (l *lowerer) observation(b *syntax.Body, tc *TestCase) bool {
 			ok = false
 			continue
 		}
-		v := lit.Value
-		switch a.Key {
-		case "user":
-			tc.Obs.SubjectUsername = v
-		case "path":
-			tc.Obs.TargetExecutablePath = v
-		case "hash":
-			tc.Obs.TargetExecutableHash = v
-		case "signer":
-			tc.Obs.TargetExecutableSigner = v
-		case "thumbprint":
-			tc.Obs.TargetExecutableSignerThumbprint = v
-		case "parent":
-			tc.Obs.ParentImage = v
-		case "cmdline":
-			tc.Obs.CommandLine = v
-		case "tool":
-			tc.Obs.ToolName = v
-		default:
+		set := false
+		for _, k := range observeKeys {
+			if k.dsl == a.Key && k.str != nil {
+				*k.str(&tc.Obs), set = lit.Value, true
+			}
+		}
+		if !set {
 			l.errorf(a.KeyPos, syntax.DidYouMean(a.Key, keys), "unknown observation field `%s`", a.Key)
 			ok = false
 		}

@@ -609,20 +609,6 @@ func normalizeNegate(r Rule) Rule {
 	return r
 }
 
-// conjuncts lists the operands of a top-level and-chain (through
-// parentheses), with the parentheses around each operand removed.
-func conjuncts(x syntax.Expr) []syntax.Expr {
-	switch v := x.(type) {
-	case *syntax.Paren:
-		return conjuncts(v.X)
-	case *syntax.Binary:
-		if v.Op == "and" {
-			return append(conjuncts(v.X), conjuncts(v.Y)...)
-		}
-	}
-	return []syntax.Expr{x}
-}
-
 // asLiteral reports whether x is a single, possibly negated comparison
 // that a match* field can hold.
 func asLiteral(x syntax.Expr) (literal, bool) {
@@ -657,7 +643,7 @@ func splitCondition(r Rule) Rule {
 	// drop them so a moved positive comparison is not inverted.
 	r = normalizeNegate(r)
 	var rest []syntax.Expr
-	for _, e := range conjuncts(x) {
+	for _, e := range syntax.Conjuncts(x) {
 		l, ok := asLiteral(e)
 		if ok {
 			ok = moveLiteral(&r, fields[l.kind()], l)

@@ -279,3 +279,18 @@ func (b *Body) AttrOf(key string) *Attr {
 	}
 	return nil
 }
+
+// Conjuncts lists the operands of x's top-level `and` chain (through
+// parentheses), each without its enclosing parentheses; an expression that
+// is not a conjunction is its own single operand.
+func Conjuncts(x Expr) []Expr {
+	switch v := x.(type) {
+	case *Paren:
+		return Conjuncts(v.X)
+	case *Binary:
+		if v.Op == "and" {
+			return append(Conjuncts(v.X), Conjuncts(v.Y)...)
+		}
+	}
+	return []Expr{x}
+}
