@@ -72,6 +72,14 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	if err := decodeStrict(trimmed, &strict); err != nil {
 		return nil, err
 	}
+	var raw struct {
+		SignerGroups json.RawMessage `json:"signerGroups"`
+	}
+	if err := json.Unmarshal(data, &raw); err == nil && raw.SignerGroups != nil {
+		if err := engine.StrictSignerGroups(raw.SignerGroups); err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
 }
 
@@ -112,9 +120,28 @@ func FromBundle(b *Bundle) (map[string]*syntax.File, []error) {
 		}
 		return files[org]
 	}
-	groupName := map[string]string{}
+	// Signer-group references print by name, and the loader resolves names
+	// within the rule's org: map only valid groups of each org whose name
+	// is unique there, so a reference can never land on another group.
+	groupName := map[string]map[string]string{} // org → lowercase id → name
+	nameCount := map[string]map[string]int{}    // org → name → groups
 	for _, g := range b.SignerGroups {
-		groupName[strings.ToLower(g.ID)] = g.Name
+		if engine.ValidateSignerGroup(&g) != nil {
+			continue
+		}
+		g = engine.NormalizeSignerGroup(g)
+		if groupName[g.OrgID] == nil {
+			groupName[g.OrgID], nameCount[g.OrgID] = map[string]string{}, map[string]int{}
+		}
+		groupName[g.OrgID][strings.ToLower(g.ID)] = g.Name
+		nameCount[g.OrgID][g.Name]++
+	}
+	for org, ids := range groupName {
+		for id, name := range ids {
+			if nameCount[org][name] > 1 {
+				delete(ids, id)
+			}
+		}
 	}
 	seenConfig := map[string]bool{}
 	for i, c := range b.OrgConfigs {
@@ -151,7 +178,12 @@ func FromBundle(b *Bundle) (map[string]*syntax.File, []error) {
 			errs = append(errs, fmt.Errorf("rules[%d] %q: %w", i, r.Name, err))
 			continue
 		}
-		d := RuleBlock(engine.NormalizeRule(r), groupName)
+		nr := engine.NormalizeRule(r)
+		if ref, ok := danglingGroup(nr, groupName[r.OrgID]); !ok {
+			errs = append(errs, fmt.Errorf("rules[%d] %q: signer group %q is not a valid, uniquely named group of the rule's org: the rule could not be written faithfully", i, r.Name, ref))
+			continue
+		}
+		d := RuleBlock(nr, groupName[r.OrgID])
 		// Fix: joined to the match* criteria, a condition whose top level
 		// is not a conjunction gets parentheses, one level more than the
 		// API counted: a condition nested to the limit came out as a
@@ -203,6 +235,33 @@ func tsLit(t time.Time) *syntax.Lit {
 }
 
 func field(key string, v syntax.Value) *syntax.Field { return &syntax.Field{Key: key, Value: v} }
+
+// danglingGroup reports a signer-group reference of r (its match field or
+// a signers(…) in its condition) that names no group in ids.
+func danglingGroup(r engine.Rule, ids map[string]string) (string, bool) {
+	var refs []string
+	if g := r.MatchSignerGroupID; g != nil {
+		refs = append(refs, *g)
+	}
+	if r.Condition != nil {
+		if x, err := engine.ParseCondition(*r.Condition); err == nil {
+			mapRefs(x, func(l *syntax.Lit) string { refs = append(refs, l.Value); return l.Value })
+		}
+	}
+	for _, ref := range refs {
+		if _, ok := ids[strings.ToLower(ref)]; ok {
+			continue
+		}
+		byName := false
+		for _, n := range ids {
+			byName = byName || n == ref
+		}
+		if !byName {
+			return ref, false
+		}
+	}
+	return "", true
+}
 
 // RuleBlock prints one API rule as a rule declaration. groupName maps
 // lowercase signer-group ids to names, so references read as names.

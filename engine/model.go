@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -269,6 +271,48 @@ func (e *SignerEntry) UnmarshalJSON(data []byte) error {
 		return nil // stored junk: an entry with neither field, dropped before matching
 	}
 	e.SubjectCN, e.Thumbprint = obj.SubjectCN, obj.Thumbprint
+	return nil
+}
+
+// StrictSignerEntry decodes an entry the way a write should: a string, or
+// an object with only subjectCn and thumbprint as strings. UnmarshalJSON is
+// lenient for stored data; a misspelt key there ("thumbprnt") would turn a
+// pinned entry into a CN-only one anyone can forge.
+func StrictSignerEntry(data []byte) (SignerEntry, error) {
+	var e SignerEntry
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		return CNEntry(s), nil
+	}
+	var obj struct {
+		SubjectCN  *string `json:"subjectCn"`
+		Thumbprint *string `json:"thumbprint"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&obj); err != nil {
+		return e, fmt.Errorf("a signer entry is a subject CN string or {\"subjectCn\", \"thumbprint\"}: %w", err)
+	}
+	e.SubjectCN, e.Thumbprint = obj.SubjectCN, obj.Thumbprint
+	return e, nil
+}
+
+// StrictSignerGroups checks every entry of a JSON array of signer groups
+// with StrictSignerEntry.
+func StrictSignerGroups(data []byte) error {
+	var groups []struct {
+		Signers []json.RawMessage `json:"signers"`
+	}
+	if err := json.Unmarshal(data, &groups); err != nil {
+		return err
+	}
+	for i, g := range groups {
+		for j, raw := range g.Signers {
+			if _, err := StrictSignerEntry(raw); err != nil {
+				return fmt.Errorf("signerGroups[%d].signers[%d]: %w", i, j, err)
+			}
+		}
+	}
 	return nil
 }
 

@@ -170,6 +170,14 @@ func buildDecision(data []byte, lenient bool, warn io.Writer, src *ruleSource) (
 	if err := strictUnmarshal(data, &req); err != nil {
 		return nil, nil, err
 	}
+	var rawGroups struct {
+		SignerGroups json.RawMessage `json:"signerGroups"`
+	}
+	if err := json.Unmarshal(data, &rawGroups); err == nil && rawGroups.SignerGroups != nil && !lenient {
+		if err := engine.StrictSignerGroups(rawGroups.SignerGroups); err != nil {
+			return nil, nil, err
+		}
+	}
 	if src != nil && (req.Rules != nil || req.SignerGroups != nil) {
 		return nil, nil, errors.New("rules and signerGroups come from --rules; leave them out of the request")
 	}

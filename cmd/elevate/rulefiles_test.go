@@ -206,3 +206,13 @@ func TestDecideWithRulesDir(t *testing.T) {
 		t.Errorf("unknown org: exit %d %s", code, errOut)
 	}
 }
+
+func TestDecideRefusesMisspeltSignerEntryKey(t *testing.T) {
+	req := exampleRequest(t)
+	req["signerGroups"] = []any{map[string]any{"id": "3f2504e0-4f89-41d3-9a0c-0305e82c3301", "name": "g",
+		"signers": []any{map[string]any{"subjectCn": "Contoso", "thumbprnt": strings.Repeat("ab", 32)}}}}
+	code, _, errOut := runWith(t, req)
+	if code != exitUsage || !strings.Contains(errOut, "thumbprnt") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
