@@ -85,6 +85,22 @@ type CompileOptions struct {
 	Lenient bool
 }
 
+// conditionInvalid reports a validation error in a rule's condition. A
+// condition's comparisons have no "absent" reading the way an empty match*
+// field does (`not user == ""` would hold for everyone), so a stored rule
+// with an invalid condition is poisoned: reaching it fails safe.
+func conditionInvalid(err error) bool {
+	var fes FieldErrors
+	if errors.As(err, &fes) {
+		for _, fe := range fes {
+			if fe.Field == "condition" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // RuleError names a rule that failed validation or compilation.
 type RuleError struct {
 	Index  int    // position in the input
@@ -157,7 +173,8 @@ func Compile(rules []Rule, groups []SignerGroup, opts CompileOptions) (*RuleSet,
 				continue
 			}
 			rs.issues = append(rs.issues, &RuleError{Index: i, RuleID: r.ID, Name: r.Name, Err: err})
-			if errors.Is(err, errUnknownVerdict) || errors.Is(err, errDurationRange) {
+			if errors.Is(err, errUnknownVerdict) || errors.Is(err, errDurationRange) ||
+				(r.Condition != nil && *r.Condition != "" && conditionInvalid(err)) {
 				poison = err.Error()
 			}
 		}
@@ -324,14 +341,38 @@ func compileRule(env *cel.Env, r Rule, gc groupCtx) (compiledRule, error, error)
 	return cr, warn, nil
 }
 
-// buildConditionPrograms builds, in parallel, the programs of rules with a
-// condition: a condition's size is bounded only by its text, so its cost is
-// estimated at compile time and an over-expensive rule is a compile error.
-// It returns the rules whose program failed, with the error.
+// buildConditionPrograms builds, in parallel, the programs of rules whose
+// size is not bounded by the field limits: a condition (bounded only by
+// its text) or a signer group beyond the API's limits (Compile does not
+// refuse one). Their
+// cost is estimated now, so an over-expensive rule is a compile error (or
+// poisoned, leniently) on both evaluators alike. It returns the rules
+// whose program failed, with the error.
+// hasOversizedGroup reports a signer-group criterion whose group is beyond
+// the API's limits (more entries, or longer names): only such a group can
+// take a generated program past the largest legal rule.
+func (r *compiledRule) hasOversizedGroup() bool {
+	for i := range r.crits {
+		c := &r.crits[i]
+		if c.kind != cSignerGroup {
+			continue
+		}
+		if len(c.ents) > MaxSignerGroupEntries {
+			return true
+		}
+		for _, e := range c.ents {
+			if strLen(e.cn) > maxStringCriterionLength || len(e.thumbprint) > 64 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func buildConditionPrograms(env *cel.Env, rules []compiledRule) map[int]error {
 	var idx []int
 	for i := range rules {
-		if rules[i].cond != nil && rules[i].poison == "" {
+		if rules[i].poison == "" && (rules[i].cond != nil || rules[i].hasOversizedGroup()) {
 			idx = append(idx, i)
 		}
 	}
@@ -363,9 +404,10 @@ func buildConditionPrograms(env *cel.Env, rules []compiledRule) map[int]error {
 
 // lazyProgram is a rule's CEL program, built on first use. The indexed
 // path never runs it; the reference evaluator does. Programs generated from
-// match* fields are well-typed by construction and their worst-case cost is
-// bounded by the largest legal rule (pinned by a test), so building them
-// later loses no check; a rule with a condition is built at compile time.
+// plain match* fields are well-typed by construction and their size and
+// worst-case cost are bounded by the field limits (the largest legal rule is
+// pinned by a test), so building them later loses no check; rules with a
+// condition or an oversized signer group are built at compile time.
 type lazyProgram struct {
 	src  string
 	once sync.Once

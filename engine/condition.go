@@ -147,10 +147,13 @@ type conditionShape struct{ exec, tool, any bool }
 func shapeOf(x syntax.Expr) conditionShape {
 	var s conditionShape
 	nnf(x, false).each(func(l literal) {
-		s.any = true
 		if l.cel != nil {
-			// A cel atom is classified by the observation fields it reads.
-			for _, k := range celAtomKeys(l.cel.Src.Value) {
+			// A cel atom is classified by the observation fields it reads;
+			// one that reads none (`cel "true"`, a test of the time only)
+			// is not a criterion, as a time window is not.
+			keys := celAtomKeys(l.cel.Src.Value)
+			s.any = s.any || len(keys) > 0
+			for _, k := range keys {
 				switch k {
 				case keyTool, keyRisk:
 					s.tool = true
@@ -161,6 +164,7 @@ func shapeOf(x syntax.Expr) conditionShape {
 			}
 			return
 		}
+		s.any = true
 		switch l.kind() {
 		case cToolName, cRiskTier:
 			s.tool = true
@@ -227,7 +231,7 @@ func celAtomKeys(src string) []string {
 	var keys []string
 	if env, err := celAtomEnv(); err == nil {
 		if parsed, iss := env.Parse(src); iss == nil || iss.Err() == nil {
-			keys, _ = readKeys(parsed.NativeRep())
+			keys, _ = readKeys(parsed.NativeRep(), true)
 		}
 	}
 	celKeysMemo.put(src, keys)
@@ -328,7 +332,10 @@ func compileCELAtomUncached(a *syntax.CelAtom, negate bool) (*celAtom, error) {
 	if checked.OutputType() != cel.BoolType {
 		return nil, &ConditionError{Pos: a.Src.Pos, Msg: fmt.Sprintf("CEL: the expression has type %s, not bool", checked.OutputType())}
 	}
-	keys, bad := readKeys(checked.NativeRep())
+	keys, bad := readKeys(checked.NativeRep(), false)
+	if bad == wholeObs {
+		return nil, &ConditionError{Pos: a.Src.Pos, Msg: `CEL: read observation fields by name (obs.commandLine or obs["commandLine"]); obs as a whole cannot be checked for absent fields`}
+	}
 	if bad != "" {
 		return nil, &ConditionError{Pos: a.Src.Pos, Msg: fmt.Sprintf("CEL: unknown observation field obs.%s; the observation has %s", bad, strings.Join(obsKeys, ", "))}
 	}
@@ -395,10 +402,13 @@ func celPos(lit *syntax.Lit, line, col int) syntax.Pos {
 	return syntax.Pos{Line: p.Line + line - 1, Col: col + 1, Offset: p.Offset}
 }
 
+// wholeObs marks a cel atom that uses obs other than by field name.
+const wholeObs = "\x00whole"
+
 // readKeys lists the observation fields an expression reads (selections
 // and constant-key indexes on obs outside has()), sorted; bad names a key
 // the observation never has.
-func readKeys(a *ast.AST) (keys []string, bad string) {
+func readKeys(a *ast.AST, withTests bool) (keys []string, bad string) {
 	seen := map[string]bool{}
 	var visit func(e ast.Expr)
 	visit = func(e ast.Expr) {
@@ -412,7 +422,7 @@ func readKeys(a *ast.AST) (keys []string, bad string) {
 				if !slices.Contains(obsKeys, s.FieldName()) {
 					bad = s.FieldName()
 				}
-				if !s.IsTestOnly() {
+				if withTests || !s.IsTestOnly() {
 					seen[s.FieldName()] = true
 				}
 				return
@@ -428,6 +438,7 @@ func readKeys(a *ast.AST) (keys []string, bad string) {
 								bad = s
 							}
 							seen[s] = true
+							return
 						}
 					}
 				}
@@ -437,6 +448,12 @@ func readKeys(a *ast.AST) (keys []string, bad string) {
 			}
 			for _, arg := range c.Args() {
 				visit(arg)
+			}
+		case ast.IdentKind:
+			// obs used whole (iterated, tested with `in`, passed on): the
+			// fields it reads cannot be guarded for presence.
+			if e.AsIdent() == "obs" {
+				bad = wholeObs
 			}
 		case ast.ListKind:
 			for _, el := range e.AsList().Elements() {

@@ -460,8 +460,8 @@ func TestConditionCEL(t *testing.T) {
 		{name: "has() alone reads nothing", rules: condDeny(`cel "has(obs.commandLine)"`), in: semUAC(nil), want: n},
 		{name: "not has() holds on absent data", rules: condDeny(`not cel "has(obs.commandLine)"`), in: semUAC(nil), want: m},
 		{name: "has() guard written by hand", rules: condDeny(`cel "has(obs.commandLine) && obs.commandLine.size() > 3"`), in: condCmd("abcd"), want: m},
-		{name: "evaluation instant", rules: condDeny(`cel "at.getHours() < 12"`), in: semUAC(nil), want: m},
-		{name: "evaluation instant, afternoon", rules: condDeny(`cel "at.getHours() < 12"`), in: semAtTime(semUAC(nil), semAt.Add(4*time.Hour)), want: n},
+		{name: "evaluation instant", rules: condDeny(`cel "at.getHours() < 12" and user != "nobody"`), in: semUAC(nil), want: m},
+		{name: "evaluation instant, afternoon", rules: condDeny(`cel "at.getHours() < 12" and user != "nobody"`), in: semAtTime(semUAC(nil), semAt.Add(4*time.Hour)), want: n},
 		{name: "comprehension over groups", rules: condDeny(`cel "obs.adGroups.exists(g, g.startsWith('Adm'))"`), in: groups([]string{"Users", "Admins"}), want: m},
 		{name: "comprehension over groups, empty", rules: condDeny(`cel "obs.adGroups.exists(g, g.startsWith('Adm'))"`), in: groups([]string{}), want: n},
 		{name: "comprehension over groups, absent", rules: condDeny(`cel "obs.adGroups.exists(g, g.startsWith('Adm'))"`), in: semUAC(nil), want: n},
@@ -590,8 +590,8 @@ func TestConditionWithFieldsAndWindows(t *testing.T) {
 		{name: "window open", rules: []Rule{condRule("r", VerdictAutoDeny, `user == "alice"`, win("09:00", "11:00"))}, in: semUAC(nil), want: m},
 		{name: "window closed", rules: []Rule{condRule("r", VerdictAutoDeny, `user == "alice"`, win("11:00", "12:00"))}, in: semUAC(nil), want: n},
 		{name: "window open, condition false", rules: []Rule{condRule("r", VerdictAutoDeny, `user == "bob"`, win("09:00", "11:00"))}, in: semUAC(nil), want: n},
-		{name: "window and cel instant", rules: []Rule{condRule("r", VerdictAutoDeny, `cel "at.getMinutes() == 0"`, win("09:00", "11:00"))}, in: semUAC(nil), want: m},
-		{name: "window and cel instant, cel false", rules: []Rule{condRule("r", VerdictAutoDeny, `cel "at.getMinutes() == 5"`, win("09:00", "11:00"))}, in: semUAC(nil), want: n},
+		{name: "window and cel instant", rules: []Rule{condRule("r", VerdictAutoDeny, `cel "at.getMinutes() == 0" and user != "nobody"`, win("09:00", "11:00"))}, in: semUAC(nil), want: m},
+		{name: "window and cel instant, cel false", rules: []Rule{condRule("r", VerdictAutoDeny, `cel "at.getMinutes() == 5" and user != "nobody"`, win("09:00", "11:00"))}, in: semUAC(nil), want: n},
 		{name: "time-window plus condition only", rules: []Rule{condRule("r", VerdictAutoDeny, `not signer == "V"`, win("00:00", "23:59"))}, in: condSigner("W"), want: m},
 		{name: "priority: failing condition, later rule decides", rules: []Rule{
 			condRule("r", VerdictAutoDeny, `signer == "V" or signer == "W"`, func(r *Rule) { r.Priority = 10 }),
@@ -734,7 +734,9 @@ func TestConditionRuleShape(t *testing.T) {
 		want error // nil = valid
 	}{
 		{"condition only is a criterion", condRule("r", VerdictAutoDeny, `user == "bob"`, nil), nil},
-		{"cel only is a criterion", condRule("r", VerdictAutoDeny, `cel "true"`, nil), nil},
+		{"cel reading a field is a criterion", condRule("r", VerdictAutoDeny, `cel "has(obs.commandLine)"`, nil), nil},
+		{"cel reading no field is not a criterion", condRule("r", VerdictAutoDeny, `cel "true"`, nil), ErrNoCriterion},
+		{"negated cel reading no field is not a criterion", condRule("r", VerdictAutoDeny, `not cel "at.getHours() > 30"`, nil), ErrNoCriterion},
 		{"negated condition only is a criterion", condRule("r", VerdictAutoDeny, `not group == "x"`, nil), nil},
 		{"condition and a window", condRule("r", VerdictAutoDeny, `user == "bob"`, func(r *Rule) { r.TimeWindow = &TimeWindow{Start: "09:00", End: "17:00"} }), nil},
 		{"window alone", semRule("r", VerdictAutoDeny, func(r *Rule) { r.TimeWindow = &TimeWindow{Start: "09:00", End: "17:00"} }), ErrNoCriterion},
@@ -1012,6 +1014,14 @@ func TestConditionNormalizePreservesDecisions(t *testing.T) {
 				rs, err := Compile(rules, groups, CompileOptions{Lenient: true})
 				if err != nil {
 					t.Fatal(err)
+				}
+				if r := rules[0]; r.Condition != nil && conditionInvalid(ValidateRule(&r)) {
+					// An invalid stored condition is poisoned: it fails safe
+					// instead of deciding like the rule as written.
+					if d := rs.Decide(&Input{Flow: FlowUAC, At: semAt, Observation: Observation{SubjectUsername: "alice", TargetExecutablePath: `C:\Tools\app.exe`}}); d.Error == "" {
+						t.Errorf("%s: an invalid stored condition decided %v", c.name, d)
+					}
+					continue
 				}
 				condSameDecisions(t, c.name, rawRS, rs)
 			}

@@ -51,10 +51,17 @@ func (g groupCtx) resolve(ref string, byName bool) (groupInfo, bool) {
 		return gi, true
 	}
 	if byName {
+		// A name must pick exactly one group of the org; two groups of one
+		// name (the API does not forbid it) make the reference ambiguous,
+		// and it fails closed like a missing group.
+		var found []groupInfo
 		for _, id := range g.byName[foldKey(ref)] {
 			if gi := g.groups[id]; sameOrg(gi) {
-				return gi, true
+				found = append(found, gi)
 			}
+		}
+		if len(found) == 1 {
+			return found[0], true
 		}
 	}
 	return groupInfo{}, false

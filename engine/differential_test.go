@@ -507,14 +507,21 @@ func TestDifferentialNormalizePreservesDecisions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("seed %d: %v", seed, err)
 			}
+			// A stored rule with an invalid condition is poisoned by Compile
+			// (reaching it fails safe): only the raw evaluators compare.
+			poisoned := conditionInvalid(ValidateRule(&ru))
 			for k := 0; k < obs; k++ {
 				flow, o, at := dfObservation(r)
 				in := &Input{Flow: flow, Observation: o, At: at}
 				want := semGot(raw.DecideReference(in))
-				for name, d := range map[string]Decision{
-					"raw indexed": raw.Decide(in), "stored": stored.Decide(in), "stored reference": stored.DecideReference(in),
-					"compiled": compiled.Decide(in), "compiled reference": compiled.DecideReference(in),
-				} {
+				ds := map[string]Decision{"raw indexed": raw.Decide(in)}
+				if !poisoned {
+					ds["stored"], ds["stored reference"] = stored.Decide(in), stored.DecideReference(in)
+					ds["compiled"], ds["compiled reference"] = compiled.Decide(in), compiled.DecideReference(in)
+				} else if d := compiled.Decide(in); d.Outcome == OutcomeAutoApproved && d.Outcome != want.Outcome {
+					t.Fatalf("seed %d rule %d: a poisoned rule decided %v", seed, i, d)
+				}
+				for name, d := range ds {
 					if got := semGot(d); got != want {
 						cond := "<nil>"
 						if ru.Condition != nil {

@@ -165,3 +165,73 @@ func TestRegressionCELAtomShapeFollowsFieldsRead(t *testing.T) {
 		t.Fatalf("mixing tool and executable fields through cel must be refused: %v", err)
 	}
 }
+
+// A signer group beyond the API's limits makes a program too large to
+// build; that is found at compile time (strict: error; lenient: the rule
+// fails safe), never left to the reference evaluator alone.
+func TestRegressionOversizedSignerGroupFailsAtCompile(t *testing.T) {
+	var ents []SignerEntry
+	for i := 0; i < 6000; i++ {
+		ents = append(ents, CNEntry(strings.Repeat("x", 250)+strings.Repeat("y", i%50)))
+	}
+	g := SignerGroup{ID: "3f2504e0-4f89-41d3-9a0c-0305e82c3301", Name: "huge", Signers: ents}
+	rules := []Rule{{ID: "r", Name: "r", Enabled: true, Priority: 1, Verdict: VerdictAutoApprove, MatchSignerGroupID: sp(g.ID)}}
+	if _, err := Compile(rules, []SignerGroup{g}, CompileOptions{}); err == nil {
+		t.Fatal("strict compile accepted a rule whose program cannot be built")
+	}
+	rs, err := Compile(rules, []SignerGroup{g}, CompileOptions{Lenient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Input{Flow: FlowUAC, At: rgAt, Observation: Observation{SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`,
+		TargetExecutableSigner: strings.Repeat("x", 250)}}
+	if d := rgBoth(t, rs, in); d.Outcome != OutcomePending || d.Error == "" {
+		t.Fatalf("got %v, want a fail-safe pending", d)
+	}
+}
+
+// Two groups of one name: a condition naming it is ambiguous and fails
+// closed like a missing group.
+func TestRegressionAmbiguousSignerGroupNameFailsClosed(t *testing.T) {
+	groups := []SignerGroup{
+		{ID: "3f2504e0-4f89-41d3-9a0c-0305e82c3301", Name: "trusted", Signers: []SignerEntry{CNEntry("Good Corp")}},
+		{ID: "3f2504e0-4f89-41d3-9a0c-0305e82c3302", Name: "trusted", Signers: []SignerEntry{CNEntry("Evil Corp")}},
+	}
+	rules := []Rule{{ID: "r", Name: "r", Enabled: true, Priority: 1, Verdict: VerdictAutoApprove,
+		Condition: sp(`signer in signers("trusted") or user == "zz"`)}}
+	rs, err := Compile(rules, groups, CompileOptions{Lenient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Input{Flow: FlowUAC, At: rgAt, Observation: Observation{SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`, TargetExecutableSigner: "Evil Corp"}}
+	if d := rgBoth(t, rs, in); d.Outcome == OutcomeAutoApproved {
+		t.Fatalf("an ambiguous group name resolved: %v", d)
+	}
+	if len(rs.Issues()) == 0 {
+		t.Error("no issue reported for the ambiguous group")
+	}
+}
+
+// A cel atom must read fields by name: iterating obs would escape the
+// presence guards and let a negated atom match absent data.
+func TestRegressionCELAtomUsingObsWholeIsRefused(t *testing.T) {
+	r := Rule{Name: "r", Enabled: true, Priority: 1, Verdict: VerdictAutoApprove,
+		Condition: sp(`not cel "obs.exists(k, k == 'targetExecutableSigner' && obs[k] == 'Evil Corp')" and user == "u"`)}
+	if err := ValidateRule(&r); err == nil || !strings.Contains(err.Error(), "by name") {
+		t.Fatalf("ValidateRule: %v", err)
+	}
+}
+
+// A stored condition the API would refuse (`not user == ""` holds for
+// everyone) is poisoned, not evaluated.
+func TestRegressionInvalidStoredConditionFailsSafe(t *testing.T) {
+	rules := []Rule{{ID: "r", Name: "r", Enabled: true, Priority: 1, Verdict: VerdictAutoApprove, Condition: sp(`not user == ""`)}}
+	rs, err := Compile(rules, nil, CompileOptions{Lenient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Input{Flow: FlowUAC, At: rgAt, Observation: Observation{SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`}}
+	if d := rgBoth(t, rs, in); d.Outcome != OutcomePending || d.Error == "" {
+		t.Fatalf("got %v, want a fail-safe pending", d)
+	}
+}
