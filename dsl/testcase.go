@@ -22,7 +22,7 @@ type TestCase struct {
 	Time   time.Time
 	Flow   engine.FlowType
 	Obs    engine.Observation
-	Config *engine.OrgConfig // overrides the org's settings
+	Config *engine.OrgConfig // overrides the org's settings it sets
 	// Software names a policy of the repository whose software feature is
 	// the device's resolved software policy (the bridge runs before rules).
 	Software   string
@@ -287,8 +287,9 @@ type TestResult struct {
 // Run decides the test case against a compiled rule set and compares.
 func (tc *TestCase) Run(rs *engine.RuleSet, org *Org) TestResult {
 	cfg := org.Config
-	if tc.Config != nil {
-		cfg = *tc.Config
+	if tc.Config != nil && tc.Config.DefaultUnmatchedVerdict != "" {
+		// A test's settings override only what they set.
+		cfg.DefaultUnmatchedVerdict = tc.Config.DefaultUnmatchedVerdict
 	}
 	d := rs.Decide(&engine.Input{Flow: tc.Flow, Observation: tc.Obs, At: tc.Time, Org: cfg, Bridge: tc.bridge, Explain: true})
 	res := TestResult{Name: tc.Name, Org: org.Name, File: tc.File, Line: tc.At.Pos.Line, Decision: d, Trace: d.Explain}

@@ -151,6 +151,9 @@ func loadRuleSource(dir, orgName string, stderr io.Writer) (*ruleSource, error) 
 		return nil, fmt.Errorf("%s does not compile (run elevate check %s)", dir, dir)
 	}
 	org, ok := repo.Org(orgName)
+	if orgName == "" && len(repo.Orgs) > 1 {
+		ok = false // several orgs: the org-less files alone are not "the" rules
+	}
 	if !ok {
 		var names []string
 		for _, o := range repo.Orgs {

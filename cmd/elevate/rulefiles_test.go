@@ -216,3 +216,16 @@ func TestDecideRefusesMisspeltSignerEntryKey(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
+
+func TestDecideRulesDirWithSeveralOrgsNeedsOrg(t *testing.T) {
+	dir := writeRepo(t, map[string]string{"a.pam": goodRules, "acme/org.pam": "org \"acme\"\n", "acme/r.pam": strings.Replace(goodRules, "vendors", "acme-vendors", 2)})
+	req := map[string]any{"flowType": "uac_intercept", "observation": map[string]any{
+		"subjectUsername": "sarah", "targetExecutablePath": `C:\Program Files\Mozilla\firefox.exe`,
+		"targetExecutableSigner": "Mozilla Corporation", "observedAt": "2026-06-15T10:00:00Z"}}
+	if code, _, errOut := runWith(t, req, "--rules", dir); code != exitUsage || !strings.Contains(errOut, "--org") {
+		t.Fatalf("several orgs without --org: exit %d %s", code, errOut)
+	}
+	if code, out, errOut := runWith(t, req, "--rules", dir, "--org", "acme"); code != exitOK || !strings.Contains(out, `"mozilla"`) {
+		t.Fatalf("--org acme: exit %d %s %s", code, out, errOut)
+	}
+}
