@@ -121,6 +121,8 @@ func (n *condNode) describe(c *candidate) string {
 			present, ok := n.crit.test(c)
 			res := "false"
 			switch {
+			case n.crit.kind == cSignerGroup && !n.crit.found:
+				res = "false (signer group " + n.crit.group + " does not exist or has no usable entries)"
 			case !present:
 				res = "unknown (" + obsKeyOf(n.crit.kind) + " absent)"
 			case ok != n.crit.negate:

@@ -66,3 +66,20 @@ func TestExplainCELAtomAbsentIsUnknown(t *testing.T) {
 		t.Fatalf("trace: %s %s", d.Explain[0].Result, got)
 	}
 }
+
+// In a condition, a signer group that resolves to nothing is reported as
+// such, not as absent observation data.
+func TestExplainMissingSignerGroupInCondition(t *testing.T) {
+	rules := []Rule{{ID: "a", Name: "a", Enabled: true, Priority: 1, Verdict: VerdictAutoDeny,
+		Condition: sp(`signer in signers("nowhere") or user == "zz"`)}}
+	rs, err := Compile(rules, nil, CompileOptions{Lenient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC)
+	d := rs.Decide(&Input{Flow: FlowUAC, At: at, Explain: true,
+		Observation: Observation{SubjectUsername: "x", TargetExecutablePath: `C:\a.exe`, TargetExecutableSigner: "Vendor"}})
+	if got := d.Explain[0].Detail; !strings.Contains(got, `signer group nowhere does not exist`) {
+		t.Fatalf("trace: %s", got)
+	}
+}
