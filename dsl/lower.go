@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/elevate-pam/elevate/dsl/syntax"
 	"github.com/elevate-pam/elevate/engine"
@@ -274,7 +273,7 @@ func (l *lowerer) rule(d *syntax.Block) {
 	} else {
 		x := when.Value.(*syntax.Cond).X
 		for _, e := range engine.CheckCondition(x) {
-			l.errorf(l.offsetOf(e.Pos), "", "%s", e.Msg)
+			l.errorf(e.Pos, "", "%s", e.Msg)
 			ok = false
 		}
 		resolved, good := l.resolveGroups(x)
@@ -506,7 +505,7 @@ func (l *lowerer) policy(d *syntax.Block) {
 			if a.When != nil {
 				as.Condition = a.When.Value
 				for _, ce := range policy.ConditionIssues(a.When.Value) {
-					l.errorf(celLitPos(a.When, ce.Line, ce.Col), "", "assignment condition: %s", ce.Msg)
+					l.errorf(a.When.PosOf(ce.Line, ce.Col), "", "assignment condition: %s", ce.Msg)
 					ok = false
 				}
 			}
@@ -553,57 +552,6 @@ func validatePolicy(p policy.Policy) error {
 		p.OrgID = ""
 	}
 	return policy.ValidatePolicy(&p)
-}
-
-// celLitPos maps a 1-based line:col (col in characters) inside a string
-// literal's value to the file, exactly unless the literal has escapes
-// (then it points at the value's start). Fix: the offset of
-// a position past the first line was the literal's own, and columns
-// counted characters where Pos counts bytes; diagnostics sort by offset,
-// so an error on a later line of the condition came before one on its
-// first.
-func celLitPos(lit *syntax.Lit, line, col int) syntax.Pos {
-	p := syntax.Pos{Offset: lit.Pos.Offset + 1, Line: lit.Pos.Line, Col: lit.Pos.Col + 1}
-	v := ""
-	if n := len(lit.Text); n >= 2 && lit.Text[1:n-1] == lit.Value {
-		v = lit.Value
-	}
-	for i := 1; i < line; i++ {
-		j := strings.IndexByte(v, '\n')
-		if j < 0 {
-			break
-		}
-		p = syntax.Pos{Offset: p.Offset + j + 1, Line: p.Line + 1, Col: 1}
-		v = v[j+1:]
-	}
-	for n := 1; n < col && v != ""; n++ {
-		_, size := utf8.DecodeRuneInString(v)
-		p.Offset, p.Col, v = p.Offset+size, p.Col+size, v[size:]
-	}
-	return p
-}
-
-// offsetOf recomputes the offset of a position in the current file from
-// its line and column. Fix: engine.CheckCondition gives a `cel` error on
-// a later line of a raw string the offset of the string's start.
-func (l *lowerer) offsetOf(pos syntax.Pos) syntax.Pos {
-	for _, f := range l.repo.Files {
-		if f.Path != l.file || pos.Line < 1 {
-			continue
-		}
-		off := 0
-		for i := 1; i < pos.Line; i++ {
-			j := strings.IndexByte(f.Src[off:], '\n')
-			if j < 0 {
-				return pos
-			}
-			off += j + 1
-		}
-		if off+pos.Col-1 <= len(f.Src) {
-			pos.Offset = off + pos.Col - 1
-		}
-	}
-	return pos
 }
 
 // bodyPos finds the attribute a JSON path like "executable[1].sha256"

@@ -327,7 +327,7 @@ func compileCELAtomUncached(a *syntax.CelAtom, negate bool) (*celAtom, error) {
 	if iss != nil && iss.Err() != nil {
 		e := iss.Errors()[0]
 		loc := e.Location
-		return nil, &ConditionError{Pos: celPos(a.Src, loc.Line(), loc.Column()), Msg: "CEL: " + e.Message}
+		return nil, &ConditionError{Pos: a.Src.PosOf(loc.Line(), loc.Column()+1), Msg: "CEL: " + e.Message}
 	}
 	if checked.OutputType() != cel.BoolType {
 		return nil, &ConditionError{Pos: a.Src.Pos, Msg: fmt.Sprintf("CEL: the expression has type %s, not bool", checked.OutputType())}
@@ -389,17 +389,6 @@ func celAtomEnv() (*cel.Env, error) {
 		celAtomEnvVal, celAtomEnvErr = env.Extend(cel.EnableMacroCallTracking())
 	})
 	return celAtomEnvVal, celAtomEnvErr
-}
-
-// celPos maps a CEL issue location (1-based line, 0-based column within
-// the expression) to the rule text. Exact for raw strings; inside a quoted
-// string escapes may shift the column.
-func celPos(lit *syntax.Lit, line, col int) syntax.Pos {
-	p := lit.Pos
-	if line <= 1 {
-		return syntax.Pos{Offset: p.Offset + 1 + col, Line: p.Line, Col: p.Col + 1 + col}
-	}
-	return syntax.Pos{Line: p.Line + line - 1, Col: col + 1, Offset: p.Offset}
 }
 
 // wholeObs marks a cel atom that uses obs other than by field name.

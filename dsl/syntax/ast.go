@@ -1,5 +1,10 @@
 package syntax
 
+import (
+	"strings"
+	"unicode/utf8"
+)
+
 // Node is anything in the syntax tree; every node knows where it starts.
 type Node interface{ Position() Pos }
 
@@ -293,4 +298,29 @@ func Conjuncts(x Expr) []Expr {
 		}
 	}
 	return []Expr{x}
+}
+
+// PosOf maps a position inside a string literal's value — 1-based line and
+// 1-based column in characters, as CEL and other embedded languages report
+// them — to the source. Exact for a literal without escapes (every raw
+// string); for one with escapes it is the value's start.
+func (l *Lit) PosOf(line, col int) Pos {
+	p := Pos{Offset: l.Pos.Offset + 1, Line: l.Pos.Line, Col: l.Pos.Col + 1}
+	v := ""
+	if n := len(l.Text); n >= 2 && l.Text[1:n-1] == l.Value {
+		v = l.Value
+	}
+	for i := 1; i < line; i++ {
+		j := strings.IndexByte(v, '\n')
+		if j < 0 {
+			break
+		}
+		p = Pos{Offset: p.Offset + j + 1, Line: p.Line + 1, Col: 1}
+		v = v[j+1:]
+	}
+	for n := 1; n < col && v != ""; n++ {
+		_, size := utf8.DecodeRuneInString(v)
+		p.Offset, p.Col, v = p.Offset+size, p.Col+size, v[size:]
+	}
+	return p
 }
