@@ -77,10 +77,9 @@ func factsOf(r *engine.Rule, at Origin) *ruleFacts {
 	if r.Condition != nil {
 		f.cond = *r.Condition
 		if x, err := engine.ParseCondition(*r.Condition); err == nil {
-			walkPositive(x, false, func(c *syntax.Compare, positive bool) {
-				if ref, ok := c.Value.(*syntax.SignersRef); ok {
-					f.groups = append(f.groups, strings.ToLower(ref.Name.Value))
-				}
+			mapRefs(x, func(ref *syntax.Lit) string {
+				f.groups = append(f.groups, strings.ToLower(ref.Value))
+				return ref.Value
 			})
 			for _, c := range syntax.Conjuncts(x) {
 				if cmp, ok := c.(*syntax.Compare); ok && cmp.Op != "!=" && cmp.Op != "!~" {
@@ -102,20 +101,6 @@ func factsOf(r *engine.Rule, at Origin) *ruleFacts {
 	}
 	slices.Sort(f.crits)
 	return f
-}
-
-func walkPositive(x syntax.Expr, neg bool, f func(*syntax.Compare, bool)) {
-	switch v := x.(type) {
-	case *syntax.Paren:
-		walkPositive(v.X, neg, f)
-	case *syntax.Not:
-		walkPositive(v.X, !neg, f)
-	case *syntax.Binary:
-		walkPositive(v.X, neg, f)
-		walkPositive(v.Y, neg, f)
-	case *syntax.Compare:
-		f(v, !neg)
-	}
 }
 
 // criterionCovers reports whether criterion a holds whenever b does.

@@ -41,15 +41,6 @@ var criterionKinds = map[string]critKind{
 	"cmdline": cCommandLine, "user": cUser, "group": cAdGroup, "tool": cToolName, "risk": cRiskTier,
 }
 
-// criterionWords is the inverse, for printing match* fields as a condition.
-var criterionWords = map[critKind]string{}
-
-func init() {
-	for w, k := range criterionKinds {
-		criterionWords[k] = w
-	}
-}
-
 // obsKeys are the observation fields a `cel` atom may read.
 var obsKeys = []string{keyUser, keyPath, keyHash, keySigner, keyThumbprint, keyParent, keyCmdline, keyGroups, keyTool, keyRisk}
 
