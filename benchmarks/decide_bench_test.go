@@ -556,18 +556,13 @@ func TestBenchmarkFixtures(t *testing.T) {
 	}
 	t.Logf("1000 rules: %d signer, %d hash, %d path, %d user/group/tool (%d tool); %d time windows, %d site-scoped",
 		signer, hash, path, other, tools, windows, sites)
-	within := func(name string, got, lo, hi int) {
-		if got < lo || got > hi {
-			t.Errorf("%s: %d rules, want %d..%d", name, got, lo, hi)
-		}
-	}
-	within("signer", signer, 395, 405)
-	within("hash", hash, 195, 205)
-	within("path", path, 295, 305)
-	within("user/group/tool", other, 95, 105)
-	within("tool", tools, 20, 100)
-	within("time window", windows, 60, 140)
-	within("site-scoped", sites, 5, 60)
+	within(t, "signer", signer, 395, 405)
+	within(t, "hash", hash, 195, 205)
+	within(t, "path", path, 295, 305)
+	within(t, "user/group/tool", other, 95, 105)
+	within(t, "tool", tools, 20, 100)
+	within(t, "time window", windows, 60, 140)
+	within(t, "site-scoped", sites, 5, 60)
 
 	// "Exactly one rule matches the late observation": without the target
 	// rule, both evaluators fall through to the org default.
@@ -603,5 +598,13 @@ func TestBenchmarkFixtures(t *testing.T) {
 			}
 		}
 		t.Logf(`rules=%d: %d enabled C:\Users\*\... path-glob rules`, n, k)
+	}
+}
+
+// within checks that a fixture has between lo and hi rules of a kind.
+func within(t *testing.T, name string, got, lo, hi int) {
+	t.Helper()
+	if got < lo || got > hi {
+		t.Errorf("%s: %d rules, want %d..%d", name, got, lo, hi)
 	}
 }

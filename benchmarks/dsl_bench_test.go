@@ -728,17 +728,12 @@ func TestDSLBenchmarkFixtures(t *testing.T) {
 	t.Logf("1000 rules in %d files (%d lines): %d with a condition beyond match* fields (%d or, %d not, %d in-list, %d cel); "+
 		"%d signer-group refs, %d time windows, %d tool rules, %d exported (id), %d with a duration",
 		len(f.repo.paths), lines, cond, or, not, list, cel, group, window, tool, exported, dur)
-	within := func(name string, got, lo, hi int) {
-		if got < lo || got > hi {
-			t.Errorf("%s: %d rules, want %d..%d", name, got, lo, hi)
-		}
-	}
-	within("rich condition", cond, 60, 200)
-	within("cel", cel, 3, 25)
-	within("signer group", group, 50, 150)
-	within("time window", window, 60, 140)
-	within("tool", tool, 60, 140)
-	within("exported", exported, 200, 200)
+	within(t, "rich condition", cond, 60, 200)
+	within(t, "cel", cel, 3, 25)
+	within(t, "signer group", group, 50, 150)
+	within(t, "time window", window, 60, 140)
+	within(t, "tool", tool, 60, 140)
+	within(t, "exported", exported, 200, 200)
 
 	// What `elevate check` says about it (op=loaddir_check's work).
 	rep := dsl.Check(f.loaded, dsl.CheckOptions{})
