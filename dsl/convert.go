@@ -311,62 +311,42 @@ func RuleBlock(r engine.Rule, groupName map[string]string) *syntax.Block {
 // then the conjuncts of its condition.
 func RuleCondition(r engine.Rule, groupName map[string]string) syntax.Expr {
 	var parts []syntax.Expr
-	cmp := func(word, op string, v syntax.Operand) *syntax.Compare {
-		return &syntax.Compare{Field: ident(word), Op: op, Value: v}
+	// add appends one criterion; negated, it takes negOp, or a `not` in
+	// front when the operator has no negated spelling.
+	add := func(word string, neg engine.NegateKey, op, negOp string, v syntax.Operand) {
+		negated := r.Negated(neg)
+		if negated && negOp != "" {
+			op = negOp
+		}
+		var x syntax.Expr = &syntax.Compare{Field: ident(word), Op: op, Value: v}
+		if negated && negOp == "" {
+			x = &syntax.Not{X: x}
+		}
+		parts = append(parts, x)
 	}
-	eq := func(word string, neg engine.NegateKey, v *string) {
-		if v == nil {
-			return
+	str := func(word string, neg engine.NegateKey, op, negOp string, v *string) {
+		if v != nil {
+			add(word, neg, op, negOp, strLit(*v))
 		}
-		op := "=="
-		if r.Negated(neg) {
-			op = "!="
-		}
-		parts = append(parts, cmp(word, op, strLit(*v)))
 	}
 	if g := r.MatchSignerGroupID; g != nil {
 		ref := *g
 		if n, ok := groupName[strings.ToLower(ref)]; ok {
 			ref = n
 		}
-		var x syntax.Expr = cmp("signer", "in", &syntax.SignersRef{Name: strLit(ref)})
-		if r.Negated(engine.NegSignerGroup) {
-			x = &syntax.Not{X: x}
-		}
-		parts = append(parts, x)
+		add("signer", engine.NegSignerGroup, "in", "", &syntax.SignersRef{Name: strLit(ref)})
 	}
-	eq("signer", engine.NegSigner, r.MatchSigner)
-	eq("thumbprint", engine.NegSignerThumbprint, r.MatchSignerThumbprint)
-	eq("hash", engine.NegHash, r.MatchHash)
-	for _, p := range []struct {
-		word string
-		neg  engine.NegateKey
-		v    *string
-	}{{"path", engine.NegPathGlob, r.MatchPathGlob}, {"parent", engine.NegParentImage, r.MatchParentImage}} {
-		if p.v != nil {
-			op := "~"
-			if r.Negated(p.neg) {
-				op = "!~"
-			}
-			parts = append(parts, cmp(p.word, op, strLit(*p.v)))
-		}
-	}
-	if v := r.MatchCommandLine; v != nil {
-		var x syntax.Expr = cmp("cmdline", "contains", strLit(*v))
-		if r.Negated(engine.NegCommandLine) {
-			x = &syntax.Not{X: x}
-		}
-		parts = append(parts, x)
-	}
-	eq("user", engine.NegUser, r.MatchUser)
-	eq("group", engine.NegAdGroup, r.MatchAdGroup)
-	eq("tool", engine.NegToolName, r.MatchToolName)
+	str("signer", engine.NegSigner, "==", "!=", r.MatchSigner)
+	str("thumbprint", engine.NegSignerThumbprint, "==", "!=", r.MatchSignerThumbprint)
+	str("hash", engine.NegHash, "==", "!=", r.MatchHash)
+	str("path", engine.NegPathGlob, "~", "!~", r.MatchPathGlob)
+	str("parent", engine.NegParentImage, "~", "!~", r.MatchParentImage)
+	str("cmdline", engine.NegCommandLine, "contains", "", r.MatchCommandLine)
+	str("user", engine.NegUser, "==", "!=", r.MatchUser)
+	str("group", engine.NegAdGroup, "==", "!=", r.MatchAdGroup)
+	str("tool", engine.NegToolName, "==", "!=", r.MatchToolName)
 	if t := r.MatchRiskTier; t != nil {
-		op := "=="
-		if r.Negated(engine.NegRiskTier) {
-			op = "!="
-		}
-		parts = append(parts, cmp("risk", op, intLit(*t)))
+		add("risk", engine.NegRiskTier, "==", "!=", intLit(*t))
 	}
 	if r.Condition != nil {
 		// A valid rule's condition parses; callers validate first.
