@@ -175,3 +175,17 @@ func (b *Bridge) evaluate(c *candidate, explain bool) bridgeResult {
 	}
 	return res
 }
+
+// PolicyName returns the name of the bridge's policy with the given id
+// ("" if there is none).
+func (b *Bridge) PolicyName(id string) string {
+	if b == nil {
+		return ""
+	}
+	for i := range b.policies {
+		if b.policies[i].p.ID == id {
+			return b.policies[i].p.Name
+		}
+	}
+	return ""
+}

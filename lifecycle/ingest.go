@@ -1,0 +1,271 @@
+package lifecycle
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/elevate-pam/elevate/engine"
+	"github.com/elevate-pam/elevate/store"
+)
+
+// IngestInput is one elevation request as it arrives from an agent (uac), an
+// AI helper (tool action) or a technician (JIT).
+type IngestInput struct {
+	Flow        engine.FlowType
+	DeviceID    string
+	Observation engine.Observation
+	// SubjectUserID is the user asking (JIT): they may not approve it.
+	SubjectUserID string
+	// ExecutionID links a tool action to the helper's pending execution.
+	ExecutionID string
+	// ToolInput is the tool action's input; its canonical digest is stored.
+	ToolInput json.RawMessage
+	// Reason is the technician's justification (JIT, required).
+	Reason string
+	// PID is the process the agent saw asking (uac, optional).
+	PID *int64
+	// Explain asks for the decision trace.
+	Explain bool
+}
+
+// IngestResult is the stored request (nil when a uac request was ignored)
+// and the decision that produced it.
+type IngestResult struct {
+	Request  *store.Request
+	Decision engine.Decision
+}
+
+// Ingest validates the input, decides it through the organisation's rules
+// and records the request with its audit trail in one durable operation.
+// Any failure on the decision path yields a pending request, never an
+// approval.
+func (s *Service) Ingest(in IngestInput) (*IngestResult, error) {
+	now := s.clock.Now()
+	var dev *store.Device
+	var org *store.Org
+	err := s.st.View(func(sn *store.Snapshot) error {
+		var err error
+		if dev, err = sn.Device(in.DeviceID); err != nil {
+			return err
+		}
+		org, err = sn.Org(dev.OrgID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if dev.Status != store.DeviceActive {
+		return nil, fmt.Errorf("%w: device %s is %s", ErrDeviceInactive, dev.ID, dev.Status)
+	}
+
+	obs := engine.NormalizeObservation(in.Observation)
+	obs.SiteID = dev.SiteID
+	var es engine.FieldErrors
+	switch in.Flow {
+	case engine.FlowToolAct:
+		if obs.SubjectUsername == "" {
+			obs.SubjectUsername = helperSubjectUsername
+		}
+	case engine.FlowJITAdmin:
+		if strings.TrimSpace(in.Reason) == "" || tooLong(in.Reason, MaxReasonLength) {
+			es = append(es, &engine.FieldError{Field: "reason", Reason: fmt.Sprintf("must be 1 to %d characters", MaxReasonLength)})
+		}
+		if d := obs.RequestedDurationMinutes; d != nil {
+			c := min(max(*d, 1), engine.MaxJITMinutes)
+			obs.RequestedDurationMinutes = &c
+		}
+	}
+	if err := engine.ValidateObservation(in.Flow, &obs); err != nil {
+		if fe, ok := err.(engine.FieldErrors); ok {
+			es = append(es, fe...)
+		} else {
+			return nil, err
+		}
+	}
+	var digest string
+	if in.Flow == engine.FlowToolAct && len(in.ToolInput) > 0 {
+		d, err := ActionDigest(in.ToolInput)
+		if err != nil {
+			es = append(es, &engine.FieldError{Field: "toolInput", Reason: "is not valid JSON: " + err.Error()})
+		}
+		digest = d
+	}
+	if len(es) > 0 {
+		return nil, es
+	}
+
+	requestedAt := now
+	at := now
+	if in.Flow == engine.FlowUAC && obs.ObservedAt != nil {
+		requestedAt = obs.ObservedAt.UTC()
+		at = requestedAt
+	}
+	d, version := s.decide(in, dev, org, &obs, at)
+
+	res := &IngestResult{Decision: d}
+	if d.Outcome == engine.OutcomeIgnored {
+		err := s.st.Update(func(tx *store.Tx) error {
+			tx.Audit(store.AuditRecord{OrgID: org.ID, At: now, Action: auditIgnored, ActorKind: store.ActorPolicy,
+				ActorID: d.RuleID, ActorName: d.RuleName, Details: details(map[string]any{
+					"deviceId": dev.ID, "flowType": in.Flow, "subjectUsername": obs.SubjectUsername,
+					"targetExecutablePath": obs.TargetExecutablePath, "ruleId": d.RuleID, "ruleName": d.RuleName,
+				})})
+			return nil
+		})
+		return res, err
+	}
+
+	r := &store.Request{
+		ID: store.NewID(now), OrgID: org.ID, DeviceID: dev.ID, SiteID: dev.SiteID, Flow: in.Flow,
+		SubjectUsername: obs.SubjectUsername, SubjectUserID: in.SubjectUserID,
+		TargetExecutablePath: obs.TargetExecutablePath, TargetExecutableHash: obs.TargetExecutableHash,
+		TargetExecutableSigner: obs.TargetExecutableSigner, ParentImage: obs.ParentImage, CommandLine: obs.CommandLine,
+		AdGroups: obs.AdGroups, ToolName: obs.ToolName, RiskTier: obs.RiskTier, ActionDigest: digest,
+		ExecutionID: in.ExecutionID, RequestedAt: requestedAt, CreatedAt: now,
+		Decision: store.DecisionRecord{Outcome: d.Outcome, Verdict: d.Verdict, DecidedBy: d.DecidedBy, RuleID: d.RuleID,
+			RuleName: d.RuleName, SoftwarePolicyID: d.SoftwarePolicyID, Error: d.Error, RuleSetVersion: version},
+	}
+	if in.PID != nil {
+		pid := *in.PID
+		r.PID = &pid
+	}
+	switch in.Flow {
+	case engine.FlowUAC:
+		r.Reason = "UAC consent UI observed for " + obs.TargetExecutablePath
+	case engine.FlowToolAct:
+		tier := "?"
+		if obs.RiskTier != nil {
+			tier = fmt.Sprint(*obs.RiskTier)
+		}
+		r.Reason = fmt.Sprintf("AI helper requested tool '%s' (tier %s)", obs.ToolName, tier)
+	case engine.FlowJITAdmin:
+		r.Reason = in.Reason
+	}
+	switch d.Outcome {
+	case engine.OutcomeAutoApproved:
+		r.Status = store.StatusAutoApproved
+		r.DurationMinutes = d.DurationMinutes
+		r.ApprovedAt = now
+		r.ExpiresAt = now.Add(time.Duration(d.DurationMinutes) * time.Minute)
+	case engine.OutcomeDenied:
+		r.Status = store.StatusDenied
+		r.DeniedAt = now
+		r.DenialReason = denialReason(in.Flow, d)
+	default:
+		r.Status = store.StatusPending
+	}
+	if d.SoftwarePolicyID != "" {
+		if b, _ := s.bridgeFor(dev); b != nil {
+			r.MatchedPolicyName = b.PolicyName(d.SoftwarePolicyID)
+		}
+	}
+
+	requester := store.AuditRecord{OrgID: org.ID, At: requestedAt, Action: auditRequested, Subject: r.ID,
+		To: string(store.StatusPending), ActorKind: store.ActorEndUser, ActorName: obs.SubjectUsername,
+		Details: details(map[string]any{"flowType": in.Flow, "deviceId": dev.ID, "targetExecutablePath": r.TargetExecutablePath,
+			"toolName": r.ToolName, "actionDigest": digest})}
+	if in.Flow == engine.FlowToolAct {
+		requester.ActorKind = store.ActorAgent
+	}
+	if in.Flow == engine.FlowJITAdmin {
+		requester.ActorKind, requester.ActorID = store.ActorUser, in.SubjectUserID
+		requester.Reason = in.Reason
+	}
+	decided := store.AuditRecord{OrgID: org.ID, At: now, Subject: r.ID, ActorKind: store.ActorPolicy,
+		From: string(store.StatusPending), To: string(r.Status), ActorID: d.RuleID, ActorName: d.RuleName,
+		Details: details(map[string]any{"decidedBy": d.DecidedBy, "ruleId": d.RuleID, "ruleName": d.RuleName,
+			"softwarePolicyId": d.SoftwarePolicyID, "ruleSetVersion": version, "durationMinutes": d.DurationMinutes,
+			auditIngestFailSafeKey: d.Error})}
+	switch r.Status {
+	case store.StatusAutoApproved:
+		decided.Action = auditAutoApproved
+	case store.StatusDenied:
+		decided.Action, decided.Reason = auditDenied, r.DenialReason
+	}
+	err = s.st.Update(func(tx *store.Tx) error {
+		if err := tx.PutRequest(r); err != nil {
+			return err
+		}
+		tx.Audit(requester)
+		if decided.Action != "" {
+			tx.Audit(decided)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Request = r
+	return res, nil
+}
+
+// decide runs the decision chain; every failure is a fail-safe pending
+// decision carrying the reason.
+func (s *Service) decide(in IngestInput, dev *store.Device, org *store.Org, obs *engine.Observation, at time.Time) (engine.Decision, uint64) {
+	rs, version, err := s.RuleSet(org.ID)
+	if err != nil {
+		return engine.Decision{Outcome: engine.OutcomePending, Error: "rule set unavailable: " + err.Error()}, version
+	}
+	input := &engine.Input{Flow: in.Flow, Observation: *obs, At: at, Org: org.Config(), Explain: in.Explain}
+	if in.Flow == engine.FlowUAC {
+		b, err := s.bridgeFor(dev)
+		if err != nil {
+			return engine.Decision{Outcome: engine.OutcomePending, Error: "software policies unavailable: " + err.Error()}, version
+		}
+		input.Bridge = b
+	}
+	return rs.Decide(input), version
+}
+
+func (s *Service) bridgeFor(dev *store.Device) (*engine.Bridge, error) {
+	if s.bridge == nil {
+		return nil, nil
+	}
+	return s.bridge(dev)
+}
+
+// denialReason is the stored reason of an automatic denial (pam-semantics
+// §6.1, §6.2): tool actions quote the rule name in single quotes.
+func denialReason(flow engine.FlowType, d engine.Decision) string {
+	switch d.DecidedBy {
+	case engine.DecidedBySoftwarePolicy:
+		return "Blocked by software policy"
+	case engine.DecidedByOrgDefault:
+		return "Blocked by org default (no matching policy or rule)"
+	}
+	if flow == engine.FlowToolAct {
+		return fmt.Sprintf("Denied by PAM rule '%s'", d.RuleName)
+	}
+	if flow == engine.FlowJITAdmin {
+		return fmt.Sprintf("Denied by PAM rule %q", d.RuleName)
+	}
+	return fmt.Sprintf("Blocked by PAM rule %q", d.RuleName)
+}
+
+// details encodes audit details, leaving out empty values.
+func details(m map[string]any) json.RawMessage {
+	for k, v := range m {
+		switch x := v.(type) {
+		case string:
+			if x == "" {
+				delete(m, k)
+			}
+		case engine.DecidedBy:
+			if x == "" {
+				delete(m, k)
+			}
+		case int:
+			if x == 0 {
+				delete(m, k)
+			}
+		case uint64:
+			if x == 0 {
+				delete(m, k)
+			}
+		}
+	}
+	b, _ := json.Marshal(m)
+	return b
+}

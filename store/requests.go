@@ -1,0 +1,452 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/elevate-pam/elevate/engine"
+)
+
+// PutRequest writes r: a new request when it does not exist yet, else the
+// next state of the stored one. It maintains the id, status, flow, device
+// and site indexes and the sweep indexes. requestedAt, org, device, site
+// and flow never change once stored.
+func (tx *Tx) PutRequest(r *Request) error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	org, _ := ParseID(r.OrgID)
+	id, _ := ParseID(r.ID)
+	old, err := getRequest(tx, org, id)
+	switch {
+	case err == ErrNotFound:
+		old = nil
+	case err != nil:
+		return err
+	}
+	if old != nil && (!old.RequestedAt.Equal(r.RequestedAt) || old.DeviceID != r.DeviceID ||
+		old.SiteID != r.SiteID || old.Flow != r.Flow) {
+		return &ConflictError{Msg: fmt.Sprintf("request %s: requestedAt, device, site and flow cannot change", r.ID)}
+	}
+	row, err := encodeRequest(make([]byte, 0, 256), r)
+	if err != nil {
+		return err
+	}
+	f, _ := r.facet()
+	fv := row[:facetLen]
+	at := r.RequestedAt
+	tx.set(requestKey(org, at, id), row)
+	tx.set(key(pRequestID, org[:], id[:]), ts(at))
+	if old != nil {
+		of, _ := old.facet()
+		if of.status != f.status {
+			tx.del(indexKey(org, ixStatus, []byte{statusCode(of.status)}, at, id))
+		}
+		if old.Status == StatusPending {
+			tx.del(key(pPending, ts(at), org[:], id[:]))
+		}
+		if old.Status.Active() && !old.ExpiresAt.IsZero() {
+			tx.del(key(pExpiry, ts(old.ExpiresAt), org[:], id[:]))
+		}
+	}
+	tx.set(indexKey(org, ixStatus, []byte{statusCode(f.status)}, at, id), fv)
+	tx.set(indexKey(org, ixFlow, []byte{flowCode(f.flow)}, at, id), fv)
+	tx.set(indexKey(org, ixDevice, f.device[:], at, id), fv)
+	if f.site != NilID {
+		tx.set(indexKey(org, ixSite, f.site[:], at, id), fv)
+	}
+	if r.Status == StatusPending {
+		tx.set(key(pPending, ts(at), org[:], id[:]), nil)
+	}
+	if r.Status.Active() && !r.ExpiresAt.IsZero() {
+		tx.set(key(pExpiry, ts(r.ExpiresAt), org[:], id[:]), nil)
+	}
+	return nil
+}
+
+// Request reads one request inside the operation.
+func (tx *Tx) Request(org, id string) (*Request, error) { return lookupRequest(tx, org, id) }
+
+// Request reads one request.
+func (s *Store) Request(org, id string) (*Request, error) {
+	var r *Request
+	err := s.view(func(rd reader) error {
+		var err error
+		r, err = lookupRequest(rd, org, id)
+		return err
+	})
+	return r, err
+}
+
+func lookupRequest(rd reader, org, id string) (*Request, error) {
+	o, err := ParseID(org)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	i, err := ParseID(id)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	return getRequest(rd, o, i)
+}
+
+func getRequest(rd reader, org, id ID) (*Request, error) {
+	nk := key(pRequestID, org[:], id[:])
+	t, ok, err := rd.get(nk)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrNotFound
+	}
+	if len(t) != 8 {
+		return nil, corrupt(nk, fmt.Errorf("bad time"))
+	}
+	k := key(pRequest, org[:], t, id[:])
+	v, ok, err := rd.get(k)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, corrupt(nk, fmt.Errorf("id index names a missing row"))
+	}
+	var r Request
+	if err := decodeRequest(v, &r); err != nil {
+		return nil, corrupt(k, err)
+	}
+	return &r, nil
+}
+
+// Filter selects requests for ListRequests (pam-semantics §9). Zero fields
+// do not filter.
+type Filter struct {
+	OrgID    string
+	Status   Status
+	Flow     engine.FlowType
+	DeviceID string
+	SiteID   string
+	// From and To bound requestedAt, both inclusive.
+	From, To time.Time
+	// Sites, when not nil, narrows to requests whose site is in the list (a
+	// site-restricted caller); requests without a site are hidden then.
+	Sites []string
+	// Offset and Limit page through the result, newest first.
+	Offset, Limit int
+}
+
+type facetFilter struct {
+	status, flow byte
+	device, site ID
+	sites        map[ID]bool // nil: unrestricted
+}
+
+func (f *facetFilter) match(v []byte) (bool, error) {
+	if len(v) < facetLen || v[0] != rowFormat {
+		return false, fmt.Errorf("bad row header")
+	}
+	if f.status != 0 && v[1] != f.status || f.flow != 0 && v[2] != f.flow {
+		return false, nil
+	}
+	if f.device != NilID && !bytes.Equal(v[3:19], f.device[:]) {
+		return false, nil
+	}
+	if f.site != NilID && !bytes.Equal(v[19:35], f.site[:]) {
+		return false, nil
+	}
+	if f.sites != nil {
+		var s ID
+		copy(s[:], v[19:35])
+		if !f.sites[s] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// ListRequests returns one page of the requests matching f, ordered by
+// requestedAt then id, both descending, and the total number of matches.
+// It walks the narrowest index the filter names (device, site, status,
+// flow, else the rows themselves) over the time range only, testing the
+// other filters on the index entries; rows are decoded only for the page.
+func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
+	org, err := ParseID(f.OrgID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("orgId: %w", err)
+	}
+	ff := facetFilter{status: statusCode(f.Status), flow: flowCode(f.Flow)}
+	if f.Status != "" && ff.status == 0 {
+		return nil, 0, fmt.Errorf("unknown status %q", f.Status)
+	}
+	if f.Flow != "" && ff.flow == 0 {
+		return nil, 0, fmt.Errorf("unknown flow type %q", f.Flow)
+	}
+	if ff.device, err = optID(f.DeviceID); err != nil {
+		return nil, 0, fmt.Errorf("deviceId: %w", err)
+	}
+	if ff.site, err = optID(f.SiteID); err != nil {
+		return nil, 0, fmt.Errorf("siteId: %w", err)
+	}
+	if f.Sites != nil {
+		ff.sites = map[ID]bool{}
+		for _, s := range f.Sites {
+			if id, err := ParseID(s); err == nil {
+				ff.sites[id] = true
+			}
+		}
+		if len(ff.sites) == 0 {
+			return nil, 0, nil
+		}
+	}
+	var prefix []byte
+	idOff := 0 // offset of ts+id in the key
+	rows := false
+	switch {
+	case ff.device != NilID:
+		prefix = key(pIndex, org[:], []byte{ixDevice}, ff.device[:])
+	case ff.site != NilID:
+		prefix = key(pIndex, org[:], []byte{ixSite}, ff.site[:])
+	case ff.status != 0:
+		prefix = key(pIndex, org[:], []byte{ixStatus, ff.status})
+	case ff.flow != 0:
+		prefix = key(pIndex, org[:], []byte{ixFlow, ff.flow})
+	default:
+		prefix = key(pRequest, org[:])
+		rows = true
+	}
+	idOff = len(prefix)
+	var ids [][]byte // ts+id of the page
+	total := 0
+	err = s.view(func(rd reader) error {
+		it := rd.iter(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: false})
+		defer it.Close()
+		seek := prefixEnd(prefix)
+		if !f.To.IsZero() {
+			seek = append(slices.Clone(prefix), ts(f.To.Add(1))...)
+		}
+		var from []byte
+		if !f.From.IsZero() {
+			from = ts(f.From)
+		}
+		if seek == nil {
+			it.Rewind()
+		} else {
+			it.Seek(seek)
+		}
+		// A reverse Seek lands on the last key ≤ seek; seek itself is
+		// outside the range (an upper bound), so skip an exact hit.
+		for ; it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if seek != nil && bytes.Equal(k, seek) {
+				continue
+			}
+			if len(k) != idOff+8+16 {
+				return corrupt(item.KeyCopy(nil), fmt.Errorf("malformed request key"))
+			}
+			if from != nil && bytes.Compare(k[idOff:idOff+8], from) < 0 {
+				break
+			}
+			var ok bool
+			err := item.Value(func(v []byte) error {
+				var err error
+				ok, err = ff.match(v)
+				return err
+			})
+			if err != nil {
+				return corrupt(item.KeyCopy(nil), err)
+			}
+			if !ok {
+				continue
+			}
+			if total >= f.Offset && (f.Limit <= 0 || len(ids) < f.Limit) {
+				ids = append(ids, bytes.Clone(k[idOff:]))
+			}
+			total++
+		}
+		_ = rows
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]*Request, 0, len(ids))
+	err = s.view(func(rd reader) error {
+		for _, tid := range ids {
+			k := key(pRequest, org[:], tid)
+			v, ok, err := rd.get(k)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue // removed between the two snapshots: cannot happen today
+			}
+			var r Request
+			if err := decodeRequest(v, &r); err != nil {
+				return corrupt(k, err)
+			}
+			out = append(out, &r)
+		}
+		return nil
+	})
+	return out, total, err
+}
+
+// ActiveRequests returns org's requests that grant elevation at now (active
+// status and expiresAt unset or after now), newest approvedAt first, at most
+// limit (≤ 0: all). sites narrows as in Filter.
+func (s *Store) ActiveRequests(org string, now time.Time, sites []string, limit int) ([]*Request, error) {
+	var out []*Request
+	for _, st := range []Status{StatusApproved, StatusAutoApproved, StatusActuating} {
+		page, _, err := s.ListRequests(Filter{OrgID: org, Status: st, Sites: sites})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page {
+			if r.ActiveAt(now) {
+				out = append(out, r)
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *Request) int {
+		if c := b.ApprovedAt.Compare(a.ApprovedAt); c != 0 {
+			return c
+		}
+		return cmpStr(b.ID, a.ID)
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Scan options: which requests ScanRequests visits.
+type ScanOptions struct {
+	OrgID string // "" = every organisation
+	// From and To bound requestedAt (inclusive); zero = unbounded.
+	From, To time.Time
+	// Newest visits newest first.
+	Newest bool
+}
+
+// ScanRequests decodes every request in range and calls fn with it until
+// fn returns false. The rows are read straight from the primary table,
+// which is in time order, so a window scan is one sequential read. fn may
+// keep the request.
+func (s *Store) ScanRequests(o ScanOptions, fn func(*Request) bool) error {
+	prefix := []byte{pRequest}
+	if o.OrgID != "" {
+		org, err := ParseID(o.OrgID)
+		if err != nil {
+			return fmt.Errorf("orgId: %w", err)
+		}
+		prefix = key(pRequest, org[:])
+	}
+	perOrg := o.OrgID != ""
+	return s.view(func(rd reader) error {
+		it := rd.iter(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256, Reverse: o.Newest})
+		defer it.Close()
+		var from, to []byte
+		if !o.From.IsZero() {
+			from = ts(o.From)
+		}
+		if !o.To.IsZero() {
+			to = ts(o.To)
+		}
+		switch {
+		case perOrg && o.Newest && to != nil:
+			it.Seek(append(slices.Clone(prefix), ts(o.To.Add(1))...))
+		case perOrg && o.Newest:
+			if e := prefixEnd(prefix); e != nil {
+				it.Seek(e)
+			} else {
+				it.Rewind()
+			}
+		case perOrg && from != nil:
+			it.Seek(append(slices.Clone(prefix), from...))
+		case o.Newest:
+			it.Seek(prefixEnd(prefix))
+		default:
+			it.Rewind()
+		}
+		for ; it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if len(k) != 1+16+8+16 {
+				return corrupt(item.KeyCopy(nil), fmt.Errorf("malformed request key"))
+			}
+			t := k[17:25]
+			if to != nil && bytes.Compare(t, to) > 0 {
+				if perOrg && !o.Newest {
+					break
+				}
+				continue
+			}
+			if from != nil && bytes.Compare(t, from) < 0 {
+				if perOrg && o.Newest {
+					break
+				}
+				continue
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return corrupt(item.KeyCopy(nil), err)
+			}
+			r := new(Request)
+			if err := decodeRequest(v, r); err != nil {
+				return corrupt(item.KeyCopy(nil), err)
+			}
+			if !fn(r) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// Due lists, oldest first, up to limit requests that a sweep must expire
+// at now: active grants whose expiresAt is before now, and pending
+// requests whose requestedAt is before now-pendingTTL (both strict).
+func (tx *Tx) Due(now time.Time, pendingTTL time.Duration, limit int) (grants, stale []*Request, err error) {
+	collect := func(prefix byte, bound time.Time) ([]*Request, error) {
+		var out []*Request
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefix}})
+		defer it.Close()
+		end := ts(bound)
+		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
+			k := it.Item().Key()
+			if len(k) != 1+8+16+16 {
+				return nil, corrupt(it.Item().KeyCopy(nil), fmt.Errorf("malformed sweep key"))
+			}
+			if bytes.Compare(k[1:9], end) >= 0 {
+				break
+			}
+			var org, id ID
+			copy(org[:], k[9:25])
+			copy(id[:], k[25:41])
+			r, err := getRequest(tx, org, id)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	if grants, err = collect(pExpiry, now); err != nil {
+		return nil, nil, err
+	}
+	stale, err = collect(pPending, now.Add(-pendingTTL))
+	return grants, stale, err
+}

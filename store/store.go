@@ -1,0 +1,193 @@
+// Package store keeps Elevate's durable state in an embedded badger
+// database: inventory, rules and signer groups, configuration policies,
+// elevation requests with their secondary indexes, device commands and a
+// hash-chained audit log per organisation. It is the only package that
+// knows badger.
+//
+// # Durability
+//
+// Every write goes through one writer goroutine that gathers the operations
+// queued while the previous commit was syncing into one badger transaction
+// and commits it with SyncWrites (group commit). Update returns only after
+// that synced commit, so nothing is acknowledged before it is on disk, and
+// a burst of concurrent callers shares one fsync instead of paying one each
+// (benchmarks/RESULTS.md, "Durable state"). Because operations run one at a
+// time inside the writer, a compare-and-swap in an operation cannot race
+// with another operation of this process; badger's conflict detection stays
+// on, and a conflicting commit is retried from the start.
+//
+// # Reads
+//
+// Reads run in badger read transactions (snapshots) beside the writer and
+// never block it.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// SchemaVersion is the layout this build reads and writes.
+const SchemaVersion = 1
+
+// migrations[v] upgrades a store from schema v to v+1 inside one
+// transaction.
+var migrations = map[uint64]func(*badger.Txn) error{}
+
+// Options tune Open.
+type Options struct {
+	// NoSync commits without fsync: for building benchmark fixtures and
+	// bulk loads whose source can be replayed. Never for serving.
+	NoSync bool
+	// InMemory keeps everything in memory (tests of code above the store).
+	InMemory bool
+}
+
+// Store is an open data directory. It is safe for concurrent use.
+type Store struct {
+	db  *badger.DB
+	dir string
+
+	mu     sync.RWMutex // guards closed and sends on ops
+	closed bool
+	ops    chan *op
+	done   chan struct{}
+
+	heads map[ID]chainHead // audit chain heads; writer goroutine only
+
+	statsMu sync.Mutex
+	stats   Stats
+}
+
+// Stats counts writer activity.
+type Stats struct {
+	Commits   int // synced transactions
+	Ops       int // operations committed
+	Conflicts int // commits retried after a conflict
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, o Options) (*Store, error) {
+	bo := badger.DefaultOptions(dir).
+		WithSyncWrites(!o.NoSync).
+		WithLogger(quietLogger{}).
+		WithNumVersionsToKeep(1).
+		WithMetricsEnabled(false)
+	if o.InMemory {
+		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("store: %w: %s (stop the other elevate process, or use another --data directory)", ErrLocked, absPath(dir))
+		}
+		return nil, fmt.Errorf("store: open %s: %w", absPath(dir), err)
+	}
+	if err := checkSchema(db, dir); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, dir: dir, ops: make(chan *op, 1024), done: make(chan struct{}), heads: map[ID]chainHead{}}
+	go s.writer()
+	return s, nil
+}
+
+func absPath(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
+}
+
+// checkSchema records the schema version in a new store, refuses a newer
+// one and migrates an older one.
+func checkSchema(db *badger.DB, dir string) error {
+	var ver uint64
+	var found, empty bool
+	err := db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(schemaKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			iter := txn.NewIterator(badger.IteratorOptions{})
+			defer iter.Close()
+			iter.Rewind()
+			empty = !iter.Valid()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return it.Value(func(v []byte) error {
+			var err error
+			ver, err = parseUvarint(v)
+			return err
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("store: reading schema version of %s: %w", absPath(dir), err)
+	}
+	switch {
+	case !found && empty:
+		return db.Update(func(txn *badger.Txn) error { return txn.Set(schemaKey, uvarint(SchemaVersion)) })
+	case !found:
+		return fmt.Errorf("store: %s holds data but no schema version: not an elevate data directory", absPath(dir))
+	case ver > SchemaVersion:
+		return fmt.Errorf("store: %w: %s has schema version %d, this elevate reads up to %d; upgrade elevate", ErrSchemaTooNew, absPath(dir), ver, SchemaVersion)
+	}
+	for v := ver; v < SchemaVersion; v++ {
+		m := migrations[v]
+		if m == nil {
+			return fmt.Errorf("store: no migration from schema version %d", v)
+		}
+		if err := db.Update(func(txn *badger.Txn) error {
+			if err := m(txn); err != nil {
+				return err
+			}
+			return txn.Set(schemaKey, uvarint(v+1))
+		}); err != nil {
+			return fmt.Errorf("store: migrating %s from schema %d: %w", absPath(dir), v, err)
+		}
+	}
+	return nil
+}
+
+// Close waits for queued writes, stops the writer and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.ops)
+	s.mu.Unlock()
+	<-s.done
+	return s.db.Close()
+}
+
+// Dir is the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Stats returns the writer's counters.
+func (s *Store) Stats() Stats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.stats
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Errorf(f string, a ...any) { fmt.Fprintf(os.Stderr, "badger: "+f, a...) }
+func (quietLogger) Warningf(f string, a ...any) {
+	fmt.Fprintf(os.Stderr, "badger: "+f, a...)
+}
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Debugf(string, ...any) {}

@@ -1,0 +1,295 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Limits of one group commit, well inside badger's transaction limits.
+const (
+	maxBatchOps     = 512
+	maxBatchBytes   = 4 << 20
+	maxBatchEntries = 20000
+	maxRetries      = 8
+)
+
+type op struct {
+	fn   func(*Tx) error
+	done chan error
+}
+
+// Update runs fn inside the writer and returns after its writes are durably
+// committed, or with fn's error and nothing written. fn may run more than
+// once (after a transaction conflict, or when its batch had to be split):
+// only the last run's writes count, so fn must not have effects outside tx
+// other than setting its own results.
+func (s *Store) Update(fn func(*Tx) error) error {
+	o := &op{fn: fn, done: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	s.ops <- o
+	s.mu.RUnlock()
+	return <-o.done
+}
+
+func (s *Store) writer() {
+	defer close(s.done)
+	var carry []*op
+	for {
+		batch := carry
+		carry = nil
+		if len(batch) == 0 {
+			o, ok := <-s.ops
+			if !ok {
+				return
+			}
+			batch = append(batch, o)
+		}
+	fill:
+		for len(batch) < maxBatchOps {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		carry = s.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction and answers its callers once the
+// commit is synced. It returns the operations that did not fit, to be run
+// in the next transaction.
+func (s *Store) commit(batch []*op) (rest []*op) {
+	var errs []error
+	var heads map[ID]chainHead
+	n := len(batch)
+	for attempt := 0; ; attempt++ {
+		txn := s.db.NewTransaction(true)
+		heads = map[ID]chainHead{}
+		errs = make([]error, len(batch))
+		n = len(batch)
+		size, entries := 0, 0
+		for i, o := range batch {
+			tx := &Tx{s: s, txn: txn, heads: heads}
+			err := run(o.fn, tx)
+			if err == nil {
+				err = tx.prepareAudit()
+			}
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			sz, ent := tx.size()
+			if i > 0 && (size+sz > maxBatchBytes || entries+ent > maxBatchEntries) {
+				n = i
+				break
+			}
+			if err := tx.flush(); err != nil {
+				// Part of the operation may be in the transaction: discard
+				// it, fail this operation and rerun the others.
+				txn.Discard()
+				if errors.Is(err, badger.ErrTxnTooBig) {
+					err = ErrTooBig
+				}
+				o.done <- err
+				return append(append([]*op(nil), batch[:i]...), batch[i+1:]...)
+			}
+			size += sz
+			entries += ent
+			tx.commitHeads()
+		}
+		err := txn.Commit()
+		if errors.Is(err, badger.ErrConflict) && attempt < maxRetries {
+			s.count(func(st *Stats) { st.Conflicts++ })
+			continue
+		}
+		if err != nil {
+			s.heads = map[ID]chainHead{} // reload from disk
+			for i := range batch[:n] {
+				if errs[i] == nil {
+					errs[i] = fmt.Errorf("store: commit: %w", err)
+				}
+			}
+		} else {
+			for k, v := range heads {
+				s.heads[k] = v
+			}
+			ok := 0
+			for _, e := range errs[:n] {
+				if e == nil {
+					ok++
+				}
+			}
+			s.count(func(st *Stats) { st.Commits++; st.Ops += ok })
+		}
+		break
+	}
+	for i, o := range batch[:n] {
+		o.done <- errs[i]
+	}
+	return batch[n:]
+}
+
+func (s *Store) count(f func(*Stats)) {
+	s.statsMu.Lock()
+	f(&s.stats)
+	s.statsMu.Unlock()
+}
+
+// run calls fn, turning a panic into an error so one bad operation cannot
+// take the writer (and every later caller) down.
+func run(fn func(*Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store: operation panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return fn(tx)
+}
+
+// Tx is one operation's view of the write transaction. Its writes are
+// buffered and reach the transaction only if the operation succeeds; reads
+// see them, the writes of earlier operations in the batch and everything
+// committed.
+type Tx struct {
+	s      *Store
+	txn    *badger.Txn
+	heads  map[ID]chainHead // batch-local audit chain heads
+	writes []write
+	local  map[string]int // key → index in writes
+	audits []*AuditRecord
+	next   map[ID]chainHead // heads after this operation's audits
+}
+
+type write struct {
+	key, val []byte
+	del      bool
+}
+
+func (tx *Tx) set(k, v []byte) {
+	if tx.local == nil {
+		tx.local = map[string]int{}
+	}
+	if i, ok := tx.local[string(k)]; ok {
+		tx.writes[i] = write{key: k, val: v}
+		return
+	}
+	tx.local[string(k)] = len(tx.writes)
+	tx.writes = append(tx.writes, write{key: k, val: v})
+}
+
+func (tx *Tx) del(k []byte) {
+	if tx.local == nil {
+		tx.local = map[string]int{}
+	}
+	if i, ok := tx.local[string(k)]; ok {
+		tx.writes[i] = write{key: k, del: true}
+		return
+	}
+	tx.local[string(k)] = len(tx.writes)
+	tx.writes = append(tx.writes, write{key: k, del: true})
+}
+
+// get returns a copy of the value at k, or ok=false.
+func (tx *Tx) get(k []byte) (v []byte, ok bool, err error) {
+	if i, hit := tx.local[string(k)]; hit {
+		w := tx.writes[i]
+		if w.del {
+			return nil, false, nil
+		}
+		return w.val, true, nil
+	}
+	return txnGet(tx.txn, k)
+}
+
+func (tx *Tx) size() (bytes, entries int) {
+	for _, w := range tx.writes {
+		bytes += len(w.key) + len(w.val) + 32
+	}
+	return bytes, len(tx.writes)
+}
+
+func (tx *Tx) flush() error {
+	for _, w := range tx.writes {
+		var err error
+		if w.del {
+			err = tx.txn.Delete(w.key)
+		} else {
+			err = tx.txn.Set(w.key, w.val)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func txnGet(txn *badger.Txn, k []byte) ([]byte, bool, error) {
+	it, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("store: read %s: %w", keyString(k), err)
+	}
+	v, err := it.ValueCopy(nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: read %s: %w", keyString(k), err)
+	}
+	return v, true, nil
+}
+
+// reader is what the typed accessors need: a Tx inside the writer or a
+// read-only snapshot.
+type reader interface {
+	get(k []byte) ([]byte, bool, error)
+	iter(opt badger.IteratorOptions) *badger.Iterator
+}
+
+func (tx *Tx) iter(opt badger.IteratorOptions) *badger.Iterator { return tx.txn.NewIterator(opt) }
+
+type view struct{ txn *badger.Txn }
+
+func (v view) get(k []byte) ([]byte, bool, error)               { return txnGet(v.txn, k) }
+func (v view) iter(opt badger.IteratorOptions) *badger.Iterator { return v.txn.NewIterator(opt) }
+
+// View runs fn on a consistent snapshot.
+func (s *Store) view(fn func(r reader) error) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return s.db.View(func(txn *badger.Txn) error { return fn(view{txn}) })
+}
+
+// Snapshot is a consistent read-only view of the store.
+type Snapshot struct{ r reader }
+
+// View runs fn with a consistent snapshot of everything committed.
+func (s *Store) View(fn func(*Snapshot) error) error {
+	return s.view(func(r reader) error { return fn(&Snapshot{r}) })
+}
+
+func uvarint(v uint64) []byte { return binary.AppendUvarint(nil, v) }
+
+func parseUvarint(b []byte) (uint64, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 || n != len(b) {
+		return 0, errors.New("bad varint")
+	}
+	return v, nil
+}
