@@ -381,3 +381,15 @@ func decodeRequest(buf []byte, r *Request) error {
 	}
 	return nil
 }
+
+// MarshalRow returns the binary row form of r, as the store keeps it.
+func MarshalRow(r *Request) ([]byte, error) {
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	return encodeRequest(nil, r)
+}
+
+// UnmarshalRow decodes a binary row. The request's strings share b, which
+// the caller must not modify afterwards.
+func UnmarshalRow(b []byte, r *Request) error { return decodeRequest(b, r) }

@@ -450,3 +450,6 @@ func (tx *Tx) Due(now time.Time, pendingTTL time.Duration, limit int) (grants, s
 	stale, err = collect(pPending, now.Add(-pendingTTL))
 	return grants, stale, err
 }
+
+// Request reads one request in the snapshot.
+func (s *Snapshot) Request(org, id string) (*Request, error) { return lookupRequest(s.r, org, id) }
