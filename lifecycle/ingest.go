@@ -102,7 +102,7 @@ func (s *Service) Ingest(in IngestInput) (*IngestResult, error) {
 		requestedAt = obs.ObservedAt.UTC()
 		at = requestedAt
 	}
-	d, version := s.decide(in, dev, org, &obs, at)
+	d, version, bridge := s.decide(in, dev, org, &obs, at)
 
 	res := &IngestResult{Decision: d}
 	if d.Outcome == engine.OutcomeIgnored {
@@ -157,9 +157,7 @@ func (s *Service) Ingest(in IngestInput) (*IngestResult, error) {
 		r.Status = store.StatusPending
 	}
 	if d.SoftwarePolicyID != "" {
-		if b, _ := s.bridgeFor(dev); b != nil {
-			r.MatchedPolicyName = b.PolicyName(d.SoftwarePolicyID)
-		}
+		r.MatchedPolicyName = bridge.PolicyName(d.SoftwarePolicyID)
 	}
 
 	requester := store.AuditRecord{OrgID: org.ID, At: requestedAt, Action: auditRequested, Subject: r.ID,
@@ -202,28 +200,22 @@ func (s *Service) Ingest(in IngestInput) (*IngestResult, error) {
 }
 
 // decide runs the decision chain; every failure is a fail-safe pending
-// decision carrying the reason.
-func (s *Service) decide(in IngestInput, dev *store.Device, org *store.Org, obs *engine.Observation, at time.Time) (engine.Decision, uint64) {
+// decision carrying the reason. It returns the rule-set version decided
+// with and the software policies consulted.
+func (s *Service) decide(in IngestInput, dev *store.Device, org *store.Org, obs *engine.Observation, at time.Time) (engine.Decision, uint64, *engine.Bridge) {
 	rs, version, err := s.RuleSet(org.ID)
 	if err != nil {
-		return engine.Decision{Outcome: engine.OutcomePending, Error: "rule set unavailable: " + err.Error()}, version
+		return engine.Decision{Outcome: engine.OutcomePending, Error: "rule set unavailable: " + err.Error()}, version, nil
 	}
 	input := &engine.Input{Flow: in.Flow, Observation: *obs, At: at, Org: org.Config(), Explain: in.Explain}
-	if in.Flow == engine.FlowUAC {
-		b, err := s.bridgeFor(dev)
+	if in.Flow == engine.FlowUAC && s.bridge != nil {
+		b, err := s.bridge(dev)
 		if err != nil {
-			return engine.Decision{Outcome: engine.OutcomePending, Error: "software policies unavailable: " + err.Error()}, version
+			return engine.Decision{Outcome: engine.OutcomePending, Error: "software policies unavailable: " + err.Error()}, version, nil
 		}
 		input.Bridge = b
 	}
-	return rs.Decide(input), version
-}
-
-func (s *Service) bridgeFor(dev *store.Device) (*engine.Bridge, error) {
-	if s.bridge == nil {
-		return nil, nil
-	}
-	return s.bridge(dev)
+	return rs.Decide(input), version, input.Bridge
 }
 
 // denialReason is the stored reason of an automatic denial (pam-semantics

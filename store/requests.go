@@ -201,8 +201,6 @@ func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
 		}
 	}
 	var prefix []byte
-	idOff := 0 // offset of ts+id in the key
-	rows := false
 	switch {
 	case ff.device != NilID:
 		prefix = key(pIndex, org[:], []byte{ixDevice}, ff.device[:])
@@ -214,10 +212,10 @@ func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
 		prefix = key(pIndex, org[:], []byte{ixFlow, ff.flow})
 	default:
 		prefix = key(pRequest, org[:])
-		rows = true
 	}
-	idOff = len(prefix)
-	var ids [][]byte // ts+id of the page
+	idOff := len(prefix) // offset of ts+id in the key
+	var ids [][]byte     // ts+id of the page
+	var out []*Request
 	total := 0
 	err = s.view(func(rd reader) error {
 		it := rd.iter(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: false})
@@ -266,14 +264,8 @@ func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
 			}
 			total++
 		}
-		_ = rows
-		return nil
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	out := make([]*Request, 0, len(ids))
-	err = s.view(func(rd reader) error {
+		// The page's rows, from the same snapshot.
+		out = make([]*Request, 0, len(ids))
 		for _, tid := range ids {
 			k := key(pRequest, org[:], tid)
 			v, ok, err := rd.get(k)
@@ -281,7 +273,7 @@ func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
 				return err
 			}
 			if !ok {
-				continue // removed between the two snapshots: cannot happen today
+				return corrupt(k, fmt.Errorf("an index entry names a missing row"))
 			}
 			var r Request
 			if err := decodeRequest(v, &r); err != nil {
