@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	cel.dev/cel-go v0.33.2
+	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/gobwas/glob v1.1.0
 	github.com/google/go-cmp v0.7.0
 )
@@ -12,7 +13,6 @@ require (
 	cel.dev/expr v0.25.1 // indirect
 	github.com/antlr4-go/antlr/v4 v4.13.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/dgraph-io/badger/v4 v4.9.6 // indirect
 	github.com/dgraph-io/ristretto/v2 v2.2.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/go-logr/logr v1.4.3 // indirect

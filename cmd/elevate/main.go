@@ -23,6 +23,11 @@ Usage:
                                                  compile, lint and test a policy repository (.pam files)
   elevate fmt [-w | -l | -d] PATHS               print .pam files in the canonical layout
   elevate export --to pam|json PATH              convert API rule JSON to .pam text and back
+  elevate export --data DIR [--org ORG] [--from T] [--to T] [--all | --rules --signer-groups
+         --inventory --policies] [--no-requests]
+                                                 write stored state as JSON Lines (default: requests)
+  elevate import --data DIR [--dry-run] [FILE]   load JSON Lines into a data directory, all or nothing
+  elevate audit verify --data DIR                check every organisation's audit chain
   elevate decide [--explain] [--rules DIR] [FILE]
                                                  decide one request (JSON from FILE or stdin)
   elevate version                                print the version
@@ -54,6 +59,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runFmt(args[1:], stdout, stderr)
 	case "export":
 		return runExport(args[1:], stdout, stderr)
+	case "import":
+		return runImport(args[1:], stdin, stdout, stderr)
+	case "audit":
+		return runAudit(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "elevate", version)
 		return exitOK

@@ -281,6 +281,9 @@ Flags:
 `
 
 func runExport(args []string, stdout, stderr io.Writer) int {
+	if hasDataFlag(args) {
+		return runDataExport(args, stdout, stderr)
+	}
 	fs := newFlags("export", exportUsage, stderr)
 	to := fs.String("to", "", "pam or json")
 	orgName := fs.String("org", "", "with --to pam: the org to print")
