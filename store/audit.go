@@ -152,7 +152,7 @@ func (s *Store) AuditLog(org string, from uint64, fn func(*AuditRecord) bool) er
 	if err != nil {
 		return err
 	}
-	return s.view(func(r reader) error {
+	return s.view(func(r view) error {
 		it := r.iter(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: key(pAudit, oid[:])})
 		defer it.Close()
 		for it.Seek(key(pAudit, oid[:], u64(from))); it.Valid(); it.Next() {
@@ -193,7 +193,7 @@ type VerifyReport struct {
 // a head that does not name the last record.
 func (s *Store) VerifyAudit() (*VerifyReport, error) {
 	rep := &VerifyReport{}
-	err := s.view(func(r reader) error {
+	err := s.view(func(r view) error {
 		it := r.iter(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{pAudit}})
 		defer it.Close()
 		var org ID
@@ -281,7 +281,7 @@ func (s *Store) VerifyAudit() (*VerifyReport, error) {
 		return nil, err
 	}
 	// Heads without any record: the log was emptied.
-	err = s.view(func(r reader) error {
+	err = s.view(func(r view) error {
 		it := r.iter(badger.IteratorOptions{Prefix: []byte{pAuditHead}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

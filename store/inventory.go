@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/elevate-pam/elevate/engine"
 )
 
@@ -113,17 +113,15 @@ func getJSON(rd reader, k []byte, v any) error {
 // is an error naming its key.
 func listJSON[T any](rd reader, prefix []byte) ([]T, error) {
 	var out []T
-	it := rd.iter(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
+	err := rd.scan(prefix, func(k, b []byte) (bool, error) {
 		var v T
-		err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &v) })
-		if err != nil {
-			return nil, corrupt(it.Item().KeyCopy(nil), err)
+		if err := json.Unmarshal(b, &v); err != nil {
+			return false, corrupt(k, err)
 		}
 		out = append(out, v)
-	}
-	return out, nil
+		return true, nil
+	})
+	return out, err
 }
 
 func ids(a ...string) ([]ID, error) {
@@ -274,7 +272,13 @@ func (tx *Tx) PutDevice(d *Device) error {
 	}
 	if d.TokenHash != "" {
 		th, _ := hexID32(d.TokenHash)
-		tx.set(key(pToken, th), append(slices.Clone(org[:]), id[:]...))
+		owner := append(slices.Clone(org[:]), id[:]...)
+		if cur, ok, err := tx.get(key(pToken, th)); err != nil {
+			return err
+		} else if ok && !bytes.Equal(cur, owner) {
+			return &ConflictError{Msg: fmt.Sprintf("device %s: the agent token is already another device's", d.ID)}
+		}
+		tx.set(key(pToken, th), owner)
 	}
 	tx.set(key(pDeviceOrg, id[:]), org[:])
 	return putJSON(tx, key(pDevice, org[:], id[:]), d)

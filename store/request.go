@@ -205,7 +205,7 @@ type apiRequest struct {
 	Reason                 *string         `json:"reason"`
 	RequestedAt            *time.Time      `json:"requestedAt"`
 	CreatedAt              *time.Time      `json:"createdAt"`
-	Decision               *DecisionRecord `json:"decision"`
+	Decision               json.RawMessage `json:"decision"`
 	MatchedPolicyName      *string         `json:"matchedPolicyName"`
 	SoftwarePolicyMatchID  *string         `json:"softwarePolicyMatchId"`
 	PamRuleID              *string         `json:"pamRuleId"`
@@ -280,9 +280,13 @@ func (r Request) MarshalJSON() ([]byte, error) {
 		ActuatedAt: nt(r.ActuatedAt), ActuatedBy: ns(r.ActuatedBy), ActuationCommandID: ns(r.ActuationCommandID),
 		DecisionSource: ns(r.DecisionSource()),
 	}
+	a.Decision = json.RawMessage("null")
 	if r.Decision != (DecisionRecord{}) {
-		d := r.Decision
-		a.Decision = &d
+		b, err := json.Marshal(r.Decision)
+		if err != nil {
+			return nil, err
+		}
+		a.Decision = b
 	}
 	if r.DurationMinutes != 0 {
 		a.DurationMinutes = &r.DurationMinutes
@@ -293,8 +297,9 @@ func (r Request) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads the API form. The derived fields are ignored, except
-// that a row without a decision object (an export from another system)
-// keeps its pamRuleId/pamRuleName and softwarePolicyMatchId as the decision.
+// that a row without a "decision" key (an export from another system) keeps
+// its pamRuleId/pamRuleName and softwarePolicyMatchId as the decision;
+// "decision": null is a request without a recorded decision.
 func (r *Request) UnmarshalJSON(data []byte) error {
 	var a apiRequest
 	if err := json.Unmarshal(data, &a); err != nil {
@@ -318,10 +323,13 @@ func (r *Request) UnmarshalJSON(data []byte) error {
 	if a.DurationMinutes != nil {
 		r.DurationMinutes = *a.DurationMinutes
 	}
-	if a.Decision != nil {
-		r.Decision = *a.Decision
-	} else {
+	switch {
+	case a.Decision == nil: // no decision key: a row from another system
 		r.Decision = legacyDecision(&a)
+	case string(a.Decision) != "null":
+		if err := json.Unmarshal(a.Decision, &r.Decision); err != nil {
+			return fmt.Errorf("decision: %w", err)
+		}
 	}
 	return nil
 }
@@ -351,6 +359,16 @@ func legacyDecision(a *apiRequest) DecisionRecord {
 		d.DecidedBy, d.RuleID, d.RuleName = engine.DecidedByRule, id, name
 	}
 	return d
+}
+
+// canonicalIDs rewrites the ids the store embeds in keys in their
+// canonical lowercase form, so a row reads back the way it is keyed.
+func (r *Request) canonicalIDs() {
+	for _, p := range []*string{&r.ID, &r.OrgID, &r.DeviceID, &r.SiteID} {
+		if id, err := ParseID(*p); err == nil {
+			*p = id.String()
+		}
+	}
 }
 
 // validate checks what the store relies on: ids it embeds in keys, a known

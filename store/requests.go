@@ -10,7 +10,7 @@ import (
 	"github.com/elevate-pam/elevate/engine"
 )
 
-// PutRequest writes r: a new request when it does not exist yet, else the
+// PutRequest writes r (rewriting its ids in canonical lowercase form): a new request when it does not exist yet, else the
 // next state of the stored one. It maintains the id, status, flow, device
 // and site indexes and the sweep indexes. requestedAt, org, device, site
 // and flow never change once stored.
@@ -18,6 +18,7 @@ func (tx *Tx) PutRequest(r *Request) error {
 	if err := r.validate(); err != nil {
 		return err
 	}
+	r.canonicalIDs()
 	org, _ := ParseID(r.OrgID)
 	id, _ := ParseID(r.ID)
 	old, err := getRequest(tx, org, id)
@@ -73,7 +74,7 @@ func (tx *Tx) Request(org, id string) (*Request, error) { return lookupRequest(t
 // Request reads one request.
 func (s *Store) Request(org, id string) (*Request, error) {
 	var r *Request
-	err := s.view(func(rd reader) error {
+	err := s.view(func(rd view) error {
 		var err error
 		r, err = lookupRequest(rd, org, id)
 		return err
@@ -217,7 +218,7 @@ func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
 	var ids [][]byte     // ts+id of the page
 	var out []*Request
 	total := 0
-	err = s.view(func(rd reader) error {
+	err = s.view(func(rd view) error {
 		it := rd.iter(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: false})
 		defer it.Close()
 		seek := prefixEnd(prefix)
@@ -347,7 +348,7 @@ func (s *Store) ScanRequests(o ScanOptions, fn func(*Request) bool) error {
 		prefix = key(pRequest, org[:])
 	}
 	perOrg := o.OrgID != ""
-	return s.view(func(rd reader) error {
+	return s.view(func(rd view) error {
 		it := rd.iter(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256, Reverse: o.Newest})
 		defer it.Close()
 		var from, to []byte
@@ -414,27 +415,25 @@ func (s *Store) ScanRequests(o ScanOptions, fn func(*Request) bool) error {
 func (tx *Tx) Due(now time.Time, pendingTTL time.Duration, limit int) (grants, stale []*Request, err error) {
 	collect := func(prefix byte, bound time.Time) ([]*Request, error) {
 		var out []*Request
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefix}})
-		defer it.Close()
 		end := ts(bound)
-		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
-			k := it.Item().Key()
+		err := tx.scan([]byte{prefix}, func(k, _ []byte) (bool, error) {
 			if len(k) != 1+8+16+16 {
-				return nil, corrupt(it.Item().KeyCopy(nil), fmt.Errorf("malformed sweep key"))
+				return false, corrupt(k, fmt.Errorf("malformed sweep key"))
 			}
-			if bytes.Compare(k[1:9], end) >= 0 {
-				break
+			if bytes.Compare(k[1:9], end) >= 0 || len(out) >= limit {
+				return false, nil
 			}
 			var org, id ID
 			copy(org[:], k[9:25])
 			copy(id[:], k[25:41])
 			r, err := getRequest(tx, org, id)
 			if err != nil {
-				return nil, err
+				return false, err
 			}
 			out = append(out, r)
-		}
-		return out, nil
+			return true, nil
+		})
+		return out, err
 	}
 	if grants, err = collect(pExpiry, now); err != nil {
 		return nil, nil, err

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"slices"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -251,22 +253,87 @@ func txnGet(txn *badger.Txn, k []byte) ([]byte, bool, error) {
 	return v, true, nil
 }
 
-// reader is what the typed accessors need: a Tx inside the writer or a
-// read-only snapshot.
+// reader is what the typed accessors need: a Tx inside the writer (whose
+// reads see the operation's own buffered writes) or a read-only snapshot.
 type reader interface {
 	get(k []byte) ([]byte, bool, error)
-	iter(opt badger.IteratorOptions) *badger.Iterator
+	// scan calls fn for every key under prefix in key order, until fn
+	// returns false. v is valid only during the call.
+	scan(prefix []byte, fn func(k, v []byte) (bool, error)) error
 }
 
-func (tx *Tx) iter(opt badger.IteratorOptions) *badger.Iterator { return tx.txn.NewIterator(opt) }
+// scan merges the operation's buffered writes under prefix into the
+// transaction's view of the range.
+func (tx *Tx) scan(prefix []byte, fn func(k, v []byte) (bool, error)) error {
+	var local []write
+	for _, w := range tx.writes {
+		if bytes.HasPrefix(w.key, prefix) {
+			local = append(local, w)
+		}
+	}
+	slices.SortFunc(local, func(a, b write) int { return bytes.Compare(a.key, b.key) })
+	it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+	defer it.Close()
+	it.Rewind()
+	for {
+		stored := it.Valid()
+		if !stored && len(local) == 0 {
+			return nil
+		}
+		var k, v []byte
+		if len(local) > 0 && (!stored || bytes.Compare(local[0].key, it.Item().Key()) <= 0) {
+			w := local[0]
+			local = local[1:]
+			if stored && bytes.Equal(w.key, it.Item().Key()) {
+				it.Next() // the buffered write replaces the stored value
+			}
+			if w.del {
+				continue
+			}
+			k, v = w.key, w.val
+		} else {
+			item := it.Item()
+			k = item.KeyCopy(nil)
+			var err error
+			if v, err = item.ValueCopy(nil); err != nil {
+				return fmt.Errorf("store: read %s: %w", keyString(k), err)
+			}
+			it.Next()
+		}
+		if ok, err := fn(k, v); err != nil || !ok {
+			return err
+		}
+	}
+}
 
 type view struct{ txn *badger.Txn }
 
-func (v view) get(k []byte) ([]byte, bool, error)               { return txnGet(v.txn, k) }
+func (v view) get(k []byte) ([]byte, bool, error)                 { return txnGet(v.txn, k) }
 func (v view) iter(opt badger.IteratorOptions) *badger.Iterator { return v.txn.NewIterator(opt) }
 
-// View runs fn on a consistent snapshot.
-func (s *Store) view(fn func(r reader) error) error {
+func (v view) scan(prefix []byte, fn func(k, v []byte) (bool, error)) error {
+	it := v.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		var ok bool
+		err := item.Value(func(val []byte) error {
+			var err error
+			ok, err = fn(item.Key(), val)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: read %s: %w", keyString(item.KeyCopy(nil)), err)
+		}
+		if !ok {
+			return nil
+		}
+	}
+	return nil
+}
+
+// view runs fn on a consistent snapshot.
+func (s *Store) view(fn func(r view) error) error {
 	s.mu.RLock()
 	closed := s.closed
 	s.mu.RUnlock()
@@ -281,7 +348,7 @@ type Snapshot struct{ r reader }
 
 // View runs fn with a consistent snapshot of everything committed.
 func (s *Store) View(fn func(*Snapshot) error) error {
-	return s.view(func(r reader) error { return fn(&Snapshot{r}) })
+	return s.view(func(r view) error { return fn(&Snapshot{r}) })
 }
 
 func uvarint(v uint64) []byte { return binary.AppendUvarint(nil, v) }
