@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -77,6 +78,10 @@ func recordHash(r AuditRecord) ([32]byte, []byte, error) {
 func (tx *Tx) Audit(rec AuditRecord) {
 	r := rec
 	r.At = r.At.UTC()
+	// The record must read back exactly as hashed: text as valid UTF-8.
+	for _, p := range []*string{&r.Action, &r.ActorKind, &r.ActorID, &r.ActorName, &r.Subject, &r.From, &r.To, &r.Reason} {
+		*p = strings.ToValidUTF8(*p, "\uFFFD")
+	}
 	tx.audits = append(tx.audits, &r)
 }
 
@@ -114,6 +119,7 @@ func (tx *Tx) prepareAudit() error {
 		if err != nil {
 			return err
 		}
+		r.OrgID = org.String() // the chain is keyed by the parsed id
 		r.Seq = h.seq + 1
 		r.PrevHash = hex.EncodeToString(h.hash[:])
 		if h.seq == 0 {

@@ -131,9 +131,22 @@ func ids(a ...string) ([]ID, error) {
 		if err != nil {
 			return nil, err
 		}
+		if id == NilID {
+			return nil, fmt.Errorf("the nil UUID names nothing")
+		}
 		out[i] = id
 	}
 	return out, nil
+}
+
+// canonical rewrites each id in its canonical lowercase form (ids that do
+// not parse are left for validation to report).
+func canonical(p ...*string) {
+	for _, s := range p {
+		if id, err := ParseID(*s); err == nil && id != NilID {
+			*s = id.String()
+		}
+	}
 }
 
 func invalid(what string, problems ...string) error {
@@ -142,16 +155,18 @@ func invalid(what string, problems ...string) error {
 
 // PutPartner creates or replaces a partner.
 func (tx *Tx) PutPartner(p *Partner) error {
-	id, err := ParseID(p.ID)
+	canonical(&p.ID)
+	v, err := ids(p.ID)
 	if err != nil || strings.TrimSpace(p.Name) == "" {
 		return invalid("partner", "id must be a UUID and name non-empty")
 	}
-	return putJSON(tx, key(pPartner, id[:]), p)
+	return putJSON(tx, key(pPartner, v[0][:]), p)
 }
 
 // PutOrg creates or replaces an organisation.
 func (tx *Tx) PutOrg(o *Org) error {
-	id, err := ParseID(o.ID)
+	canonical(&o.ID, &o.PartnerID)
+	oid, err := ids(o.ID)
 	var probs []string
 	if err != nil {
 		probs = append(probs, "id: "+err.Error())
@@ -175,7 +190,7 @@ func (tx *Tx) PutOrg(o *Org) error {
 	if probs != nil {
 		return invalid("organisation", probs...)
 	}
-	return putJSON(tx, key(pOrg, id[:]), o)
+	return putJSON(tx, key(pOrg, oid[0][:]), o)
 }
 
 func (tx *Tx) requireOrg(org ID) error {
@@ -189,6 +204,7 @@ func (tx *Tx) requireOrg(org ID) error {
 
 // PutSite creates or replaces a site of an existing organisation.
 func (tx *Tx) PutSite(s *Site) error {
+	canonical(&s.ID, &s.OrgID)
 	v, err := ids(s.OrgID, s.ID)
 	if err != nil || strings.TrimSpace(s.Name) == "" {
 		return invalid("site", "orgId and id must be UUIDs and name non-empty")
@@ -201,6 +217,7 @@ func (tx *Tx) PutSite(s *Site) error {
 
 // PutDeviceGroup creates or replaces a device group.
 func (tx *Tx) PutDeviceGroup(g *DeviceGroup) error {
+	canonical(&g.ID, &g.OrgID)
 	v, err := ids(g.OrgID, g.ID)
 	if err != nil || strings.TrimSpace(g.Name) == "" {
 		return invalid("device group", "orgId and id must be UUIDs and name non-empty")
@@ -214,6 +231,10 @@ func (tx *Tx) PutDeviceGroup(g *DeviceGroup) error {
 // PutDevice creates or replaces a device. Its site and groups must exist
 // in its organisation; a device never moves between organisations.
 func (tx *Tx) PutDevice(d *Device) error {
+	canonical(&d.ID, &d.OrgID, &d.SiteID)
+	for i := range d.GroupIDs {
+		canonical(&d.GroupIDs[i])
+	}
 	v, err := ids(d.OrgID, d.ID)
 	if err != nil || strings.TrimSpace(d.Hostname) == "" {
 		return invalid("device", "orgId and id must be UUIDs and hostname non-empty")

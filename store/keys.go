@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 )
 
@@ -76,6 +78,36 @@ func key(prefix byte, parts ...[]byte) []byte {
 		k = append(k, p...)
 	}
 	return k
+}
+
+// The instants a key or row can hold: int64 Unix nanoseconds.
+var (
+	minTime = time.Unix(0, math.MinInt64).UTC()
+	maxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// representable reports whether t survives the int64-nanosecond encoding.
+func representable(t time.Time) bool { return t.IsZero() || !t.Before(minTime) && !t.After(maxTime) }
+
+// clampTime brings a query bound into the representable range.
+func clampTime(t time.Time) time.Time {
+	switch {
+	case t.Before(minTime):
+		return minTime
+	case t.After(maxTime):
+		return maxTime
+	}
+	return t
+}
+
+// upperSeek is the seek key for a reverse walk of prefix+time keys with an
+// inclusive upper bound to: just past every key at to. Without a bound, or
+// at the largest instant, it is the end of the prefix (nil: none).
+func upperSeek(prefix []byte, to time.Time) []byte {
+	if to.IsZero() || !clampTime(to).Before(maxTime) {
+		return prefixEnd(prefix)
+	}
+	return append(slices.Clone(prefix), ts(clampTime(to).Add(1))...)
 }
 
 func ts(t time.Time) []byte {

@@ -400,6 +400,15 @@ func (r *Request) validate() error {
 	if r.SubjectUsername == "" {
 		bad("subjectUsername: is required")
 	}
+	for _, f := range []struct {
+		name string
+		t    time.Time
+	}{{"requestedAt", r.RequestedAt}, {"createdAt", r.CreatedAt}, {"approvedAt", r.ApprovedAt}, {"expiresAt", r.ExpiresAt},
+		{"deniedAt", r.DeniedAt}, {"revokedAt", r.RevokedAt}, {"expiredAt", r.ExpiredAt}, {"actuatedAt", r.ActuatedAt}} {
+		if !representable(f.t) {
+			bad("%s: %s is outside the years 1678 to 2262", f.name, f.t.Format(time.RFC3339))
+		}
+	}
 	if r.Status.Active() && r.Status != StatusActuating && r.ApprovedAt.IsZero() {
 		bad("approvedAt: is required for status %s", r.Status)
 	}

@@ -172,7 +172,15 @@ func (f *facetFilter) match(v []byte) (bool, error) {
 // It walks the narrowest index the filter names (device, site, status,
 // flow, else the rows themselves) over the time range only, testing the
 // other filters on the index entries; rows are decoded only for the page.
-func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
+func (s *Store) ListRequests(f Filter) (page []*Request, total int, err error) {
+	err = s.view(func(rd view) error {
+		page, total, err = listRequests(rd, f)
+		return err
+	})
+	return page, total, err
+}
+
+func listRequests(rd view, f Filter) ([]*Request, int, error) {
 	org, err := ParseID(f.OrgID)
 	if err != nil {
 		return nil, 0, fmt.Errorf("orgId: %w", err)
@@ -190,10 +198,13 @@ func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
 	if ff.site, err = optID(f.SiteID); err != nil {
 		return nil, 0, fmt.Errorf("siteId: %w", err)
 	}
+	if f.SiteID != "" && ff.site == NilID {
+		return nil, 0, nil // the nil UUID is no site: nothing is in it
+	}
 	if f.Sites != nil {
 		ff.sites = map[ID]bool{}
 		for _, s := range f.Sites {
-			if id, err := ParseID(s); err == nil {
+			if id, err := ParseID(s); err == nil && id != NilID {
 				ff.sites[id] = true
 			}
 		}
@@ -218,16 +229,13 @@ func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
 	var ids [][]byte     // ts+id of the page
 	var out []*Request
 	total := 0
-	err = s.view(func(rd view) error {
+	err = func() error {
 		it := rd.iter(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: false})
 		defer it.Close()
-		seek := prefixEnd(prefix)
-		if !f.To.IsZero() {
-			seek = append(slices.Clone(prefix), ts(f.To.Add(1))...)
-		}
+		seek := upperSeek(prefix, f.To)
 		var from []byte
 		if !f.From.IsZero() {
-			from = ts(f.From)
+			from = ts(clampTime(f.From))
 		}
 		if seek == nil {
 			it.Rewind()
@@ -283,7 +291,7 @@ func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
 			out = append(out, &r)
 		}
 		return nil
-	})
+	}()
 	return out, total, err
 }
 
@@ -292,16 +300,22 @@ func (s *Store) ListRequests(f Filter) ([]*Request, int, error) {
 // limit (≤ 0: all). sites narrows as in Filter.
 func (s *Store) ActiveRequests(org string, now time.Time, sites []string, limit int) ([]*Request, error) {
 	var out []*Request
-	for _, st := range []Status{StatusApproved, StatusAutoApproved, StatusActuating} {
-		page, _, err := s.ListRequests(Filter{OrgID: org, Status: st, Sites: sites})
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range page {
-			if r.ActiveAt(now) {
-				out = append(out, r)
+	err := s.view(func(rd view) error {
+		for _, st := range []Status{StatusApproved, StatusAutoApproved, StatusActuating} {
+			page, _, err := listRequests(rd, Filter{OrgID: org, Status: st, Sites: sites})
+			if err != nil {
+				return err
+			}
+			for _, r := range page {
+				if r.ActiveAt(now) {
+					out = append(out, r)
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortStableFunc(out, func(a, b *Request) int {
 		if c := b.ApprovedAt.Compare(a.ApprovedAt); c != 0 {
@@ -335,7 +349,8 @@ type ScanOptions struct {
 }
 
 // ScanRequests decodes every request in range and calls fn with it until
-// fn returns false. The rows are read straight from the primary table,
+// fn returns false. With OrgID empty it visits organisation by organisation
+// (in id order), each in time order. The rows are read straight from the primary table,
 // which is in time order, so a window scan is one sequential read. fn may
 // keep the request.
 func (s *Store) ScanRequests(o ScanOptions, fn func(*Request) bool) error {
@@ -353,16 +368,14 @@ func (s *Store) ScanRequests(o ScanOptions, fn func(*Request) bool) error {
 		defer it.Close()
 		var from, to []byte
 		if !o.From.IsZero() {
-			from = ts(o.From)
+			from = ts(clampTime(o.From))
 		}
 		if !o.To.IsZero() {
-			to = ts(o.To)
+			to = ts(clampTime(o.To))
 		}
 		switch {
-		case perOrg && o.Newest && to != nil:
-			it.Seek(append(slices.Clone(prefix), ts(o.To.Add(1))...))
 		case perOrg && o.Newest:
-			if e := prefixEnd(prefix); e != nil {
+			if e := upperSeek(prefix, o.To); e != nil {
 				it.Seek(e)
 			} else {
 				it.Rewind()

@@ -56,8 +56,11 @@ type Store struct {
 
 	mu     sync.RWMutex // guards closed and sends on ops
 	closed bool
-	ops    chan *op
-	done   chan struct{}
+	// reads is held (shared) by every read transaction, so Close cannot
+	// close the database under a running iterator.
+	reads sync.RWMutex
+	ops   chan *op
+	done  chan struct{}
 
 	heads map[ID]chainHead // audit chain heads; writer goroutine only
 
@@ -170,6 +173,8 @@ func (s *Store) Close() error {
 	close(s.ops)
 	s.mu.Unlock()
 	<-s.done
+	s.reads.Lock()
+	defer s.reads.Unlock()
 	return s.db.Close()
 }
 

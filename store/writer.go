@@ -2,11 +2,11 @@ package store
 
 import (
 	"bytes"
-	"slices"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -308,7 +308,7 @@ func (tx *Tx) scan(prefix []byte, fn func(k, v []byte) (bool, error)) error {
 
 type view struct{ txn *badger.Txn }
 
-func (v view) get(k []byte) ([]byte, bool, error)                 { return txnGet(v.txn, k) }
+func (v view) get(k []byte) ([]byte, bool, error)               { return txnGet(v.txn, k) }
 func (v view) iter(opt badger.IteratorOptions) *badger.Iterator { return v.txn.NewIterator(opt) }
 
 func (v view) scan(prefix []byte, fn func(k, v []byte) (bool, error)) error {
@@ -332,8 +332,11 @@ func (v view) scan(prefix []byte, fn func(k, v []byte) (bool, error)) error {
 	return nil
 }
 
-// view runs fn on a consistent snapshot.
+// view runs fn on a consistent snapshot. Views must not nest: a view
+// waiting behind Close would wait forever for the outer one.
 func (s *Store) view(fn func(r view) error) error {
+	s.reads.RLock()
+	defer s.reads.RUnlock()
 	s.mu.RLock()
 	closed := s.closed
 	s.mu.RUnlock()
