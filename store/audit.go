@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -268,6 +269,10 @@ func (s *Store) VerifyAudit() (*VerifyReport, error) {
 				want = hex.EncodeToString(prev[:])
 			}
 			sum, _, err := recordHash(rec)
+			canon, merr := json.Marshal(rec)
+			if merr != nil {
+				return fmt.Errorf("store: re-encoding audit record %s: %w", keyString(k), merr)
+			}
 			switch {
 			case kseq != seq+1:
 				fail(fmt.Sprintf("expected record %d next (records removed?)", seq+1))
@@ -275,6 +280,8 @@ func (s *Store) VerifyAudit() (*VerifyReport, error) {
 				fail("record's own seq or org does not match its key")
 			case rec.PrevHash != want:
 				fail("prevHash does not match the previous record's hash")
+			case !bytes.Equal(canon, raw):
+				fail("stored bytes are not the record's canonical encoding (record altered)")
 			case err != nil || hex.EncodeToString(sum[:]) != rec.Hash:
 				fail("hash does not match the record's content (record altered)")
 			default:
@@ -324,4 +331,61 @@ func idString(b []byte) string {
 	var id ID
 	copy(id[:], b)
 	return id.String()
+}
+
+// AuditHead is the last record of an organisation's audit chain. Kept
+// outside the data directory (printed by `elevate audit head`), it anchors
+// the chain: a chain can be cut back or rewritten consistently by someone
+// with write access to the directory, but not so that an anchored record
+// keeps its hash.
+type AuditHead struct {
+	OrgID string `json:"orgId"`
+	Seq   uint64 `json:"seq"`
+	Hash  string `json:"hash"`
+}
+
+// AuditHeads returns every organisation's chain head.
+func (s *Store) AuditHeads() ([]AuditHead, error) {
+	var out []AuditHead
+	err := s.view(func(r view) error {
+		return r.scan([]byte{pAuditHead}, func(k, v []byte) (bool, error) {
+			h, err := decodeHead(v)
+			if err != nil || len(k) != 17 {
+				return false, corrupt(k, errors.New("bad audit head"))
+			}
+			out = append(out, AuditHead{OrgID: idString(k[1:]), Seq: h.seq, Hash: hex.EncodeToString(h.hash[:])})
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// CheckAnchors reports, for each anchor, whether the record it names is
+// still in the organisation's chain with the same hash. Together with
+// VerifyAudit (every link from the first record on) this detects records
+// removed from the end and chains rewritten since the anchor was taken.
+func (s *Store) CheckAnchors(anchors []AuditHead) ([]*ChainBreak, error) {
+	var out []*ChainBreak
+	err := s.view(func(r view) error {
+		for _, a := range anchors {
+			org, err := ParseID(a.OrgID)
+			if err != nil {
+				return fmt.Errorf("anchor: orgId %q: %w", a.OrgID, err)
+			}
+			k := key(pAudit, org[:], u64(a.Seq))
+			v, ok, err := r.get(k)
+			if err != nil {
+				return err
+			}
+			var rec AuditRecord
+			switch {
+			case !ok:
+				out = append(out, &ChainBreak{org.String(), a.Seq, keyString(k), "the anchored record is gone (records removed from the end?)"})
+			case json.Unmarshal(v, &rec) != nil || rec.Hash != strings.ToLower(a.Hash):
+				out = append(out, &ChainBreak{org.String(), a.Seq, keyString(k), "the record differs from the anchored one (chain rewritten?)"})
+			}
+		}
+		return nil
+	})
+	return out, err
 }

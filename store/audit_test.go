@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -288,6 +289,40 @@ func TestAuditTamperDetected(t *testing.T) {
 			b, _ := json.Marshal(r)
 			rawPut(t, st, auditKey(org, 3), b)
 		}, want{4, "", "prevHash"}},
+		// Bytes that decode to the genuine record but are not what was
+		// hashed: another JSON reader may see something else.
+		{"duplicated key", func(t *testing.T, st *Store, org string) {
+			v, _ := rawGet(t, st, auditKey(org, 3))
+			if !bytes.Contains(v, []byte(`"action":"act3"`)) {
+				t.Fatalf("record 3 is %s", v)
+			}
+			// A forged action first: encoding/json keeps the last value,
+			// a first-wins reader shows the forgery.
+			forged := append([]byte(`{"action":"forged",`), v[1:]...)
+			var r AuditRecord
+			if err := json.Unmarshal(forged, &r); err != nil || r.Action != "act3" {
+				t.Fatalf("forged record decodes to %+v, %v", r, err)
+			}
+			rawPut(t, st, auditKey(org, 3), forged)
+		}, want{3, "", "canonical encoding"}},
+		{"extra whitespace", func(t *testing.T, st *Store, org string) {
+			v, _ := rawGet(t, st, auditKey(org, 3))
+			var buf bytes.Buffer
+			json.Indent(&buf, v, "", "  ")
+			rawPut(t, st, auditKey(org, 3), buf.Bytes())
+		}, want{3, "", "canonical encoding"}},
+		{"trailing space", func(t *testing.T, st *Store, org string) {
+			v, _ := rawGet(t, st, auditKey(org, 3))
+			rawPut(t, st, auditKey(org, 3), append(v, ' '))
+		}, want{3, "", "canonical encoding"}},
+		{"escaped differently", func(t *testing.T, st *Store, org string) {
+			v, _ := rawGet(t, st, auditKey(org, 3))
+			w := bytes.Replace(v, []byte(`"act3"`), []byte(`"\u0061ct3"`), 1)
+			if bytes.Equal(v, w) {
+				t.Fatalf("record 3 is %s", v)
+			}
+			rawPut(t, st, auditKey(org, 3), w)
+		}, want{3, "", "canonical encoding"}},
 		{"deleted middle record", func(t *testing.T, st *Store, org string) {
 			rawDelete(t, st, auditKey(org, 3))
 		}, want{4, "", "expected record 3"}},

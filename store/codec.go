@@ -379,6 +379,9 @@ func decodeRequest(buf []byte, r *Request) error {
 	if r.ID == "" || r.OrgID == "" || r.RequestedAt.IsZero() {
 		return errors.New("row lacks id, org or requestedAt")
 	}
+	if p := r.grantProblem(); p != "" {
+		return errors.New(p)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +206,10 @@ func TestMarshalRowValidates(t *testing.T) {
 		"no subject":      func(r *Request) { r.SubjectUsername = "" },
 		"approved no at":  func(r *Request) { r.Status = StatusApproved },
 		"auto no at":      func(r *Request) { r.Status = StatusAutoApproved },
+		"actuating no at": func(r *Request) { r.Status = StatusActuating },
+		"nil id":          func(r *Request) { r.ID = nilUUID },
+		"nil org":         func(r *Request) { r.OrgID = nilUUID },
+		"nil device":      func(r *Request) { r.DeviceID = nilUUID },
 		"malformed dash":  func(r *Request) { r.ID = strings.Replace(r.ID, "-", "x", 1) },
 		"too long id":     func(r *Request) { r.ID += "0" },
 		"non-hex in uuid": func(r *Request) { r.OrgID = "0190a1b2-0000-7000-8000-00000000000g" },
@@ -220,12 +225,67 @@ func TestMarshalRowValidates(t *testing.T) {
 			}
 		})
 	}
-	// Actuating without approvedAt is allowed (an actuation can be
-	// requested on its own).
-	r := minimalRequest()
-	r.Status = StatusActuating
-	if _, err := MarshalRow(r); err != nil {
-		t.Fatalf("actuating without approvedAt: %v", err)
+	// Every active status needs both approvedAt and expiresAt; either
+	// alone is refused, with the problem named.
+	for _, st := range []Status{StatusApproved, StatusAutoApproved, StatusActuating} {
+		for name, set := range map[string]func(r *Request){
+			"neither":         func(r *Request) {},
+			"no expiresAt":    func(r *Request) { r.ApprovedAt = t0 },
+			"no approvedAt":   func(r *Request) { r.ExpiresAt = t0.Add(time.Hour) },
+			"neither, denied": func(r *Request) { r.DeniedAt = t0 },
+		} {
+			r := minimalRequest()
+			r.Status = st
+			set(r)
+			_, err := MarshalRow(r)
+			var ie *InvalidError
+			want := "approvedAt and expiresAt: are required for status " + string(st)
+			if !errors.As(err, &ie) || !slices.Contains(ie.Problems, want) {
+				t.Errorf("%s, %s: MarshalRow = %v, want *InvalidError with %q", st, name, err, want)
+			}
+		}
+		r := minimalRequest()
+		r.Status, r.ApprovedAt, r.ExpiresAt = st, t0, t0.Add(time.Hour)
+		if _, err := MarshalRow(r); err != nil {
+			t.Errorf("%s with approvedAt and expiresAt: %v", st, err)
+		}
+	}
+	// A request that is not active needs neither.
+	for _, st := range []Status{StatusPending, StatusDenied, StatusExpired, StatusRevoked} {
+		r := minimalRequest()
+		r.Status = st
+		if _, err := MarshalRow(r); err != nil {
+			t.Errorf("%s without approvedAt and expiresAt: %v", st, err)
+		}
+	}
+}
+
+// TestUnmarshalRowRefusesGrantWithoutExpiry: a row of an active request
+// lacking approvedAt or expiresAt (which MarshalRow refuses to write) does
+// not decode.
+func TestUnmarshalRowRefusesGrantWithoutExpiry(t *testing.T) {
+	for _, st := range []Status{StatusApproved, StatusAutoApproved, StatusActuating} {
+		for name, clear := range map[string]func(r *Request){
+			"expiresAt":  func(r *Request) { r.ExpiresAt = time.Time{} },
+			"approvedAt": func(r *Request) { r.ApprovedAt = time.Time{} },
+		} {
+			r := fullRequest()
+			r.Status = st
+			mustRow(t, r) // valid as it is
+			clear(r)
+			if _, err := MarshalRow(r); err == nil {
+				t.Errorf("%s without %s: MarshalRow succeeded", st, name)
+			}
+			b, err := encodeRequest(nil, r) // what a damaged or foreign row may hold
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got Request
+			err = UnmarshalRow(b, &got)
+			if err == nil || !strings.Contains(err.Error(), "approvedAt and expiresAt") {
+				t.Errorf("%s without %s: UnmarshalRow = %v", st, name, err)
+			}
+		}
 	}
 }
 
@@ -611,10 +671,15 @@ func TestStatusPredicates(t *testing.T) {
 		t.Error("unknown status valid")
 	}
 	now := t0
-	r := &Request{Status: StatusApproved}
-	if !r.ActiveAt(now) {
-		t.Error("approved without expiry not active")
+	// A grant without an expiry (which the store refuses to write) is
+	// never active.
+	for _, st := range []Status{StatusApproved, StatusAutoApproved, StatusActuating} {
+		r := &Request{Status: st, ApprovedAt: now.Add(-time.Hour)}
+		if r.ActiveAt(now) {
+			t.Errorf("%s without expiry active", st)
+		}
 	}
+	r := &Request{Status: StatusApproved}
 	r.ExpiresAt = now
 	if r.ActiveAt(now) {
 		t.Error("active at its expiresAt")
@@ -715,7 +780,7 @@ func TestOutOfRangeTimes(t *testing.T) {
 	for name, set := range fields {
 		for _, at := range far {
 			r := minimalRequest()
-			r.Status, r.ApprovedAt = StatusApproved, t0
+			r.Status, r.ApprovedAt, r.ExpiresAt = StatusApproved, t0, t0.Add(time.Hour)
 			set(r, at)
 			b, err := MarshalRow(r)
 			if err != nil {

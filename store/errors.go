@@ -15,6 +15,8 @@ var (
 	ErrLocked = errors.New("data directory is in use by another process")
 	// ErrSchemaTooNew: the data was written by a newer Elevate.
 	ErrSchemaTooNew = errors.New("data directory was written by a newer version of elevate")
+	// ErrFailed: a commit failed; the store accepts no writes until reopened.
+	ErrFailed = errors.New("store failed and must be reopened")
 	// ErrTooBig: one operation writes more than a transaction can hold.
 	ErrTooBig = errors.New("operation too large for one transaction")
 )

@@ -40,6 +40,9 @@ func mustUpdate(t testing.TB, st *Store, fn func(*Tx) error) {
 	}
 }
 
+// nilUUID is the nil UUID in text: no request, org, device or site has it.
+const nilUUID = "00000000-0000-0000-0000-000000000000"
+
 // rid returns a random canonical (lowercase) id from rng.
 func rid(rng *rand.Rand) string {
 	var id ID
@@ -247,8 +250,13 @@ func randomRequest(rng *rand.Rand) *Request {
 	if r.RequestedAt.IsZero() {
 		r.RequestedAt = t0.In(zones[rng.IntN(len(zones))])
 	}
+	// Every grant has the instant it was approved and the instant it ends
+	// (validate refuses an active request without either).
 	if r.Status.Active() && r.ApprovedAt.IsZero() {
 		r.ApprovedAt = t0.Add(time.Minute)
+	}
+	if r.Status.Active() && r.ExpiresAt.IsZero() {
+		r.ExpiresAt = r.ApprovedAt.Add(time.Hour)
 	}
 	return r
 }

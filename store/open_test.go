@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -387,9 +388,234 @@ func TestCorruptIndexesAreReported(t *testing.T) {
 	t.Run("malformed sweep key", func(t *testing.T) {
 		st, _, _ := corruptFixture(t)
 		rawPut(t, st, []byte{pPending, 1, 2}, nil)
-		err := st.Update(func(tx *Tx) error { _, _, err := tx.Due(t0.Add(time.Hour), 0, 10); return err })
-		asCorrupt(t, err)
+		// Reported beside the due requests, not instead of them.
+		var bad []error
+		err := st.Update(func(tx *Tx) error {
+			var err error
+			_, _, bad, err = tx.Due(t0.Add(time.Hour), 0, 10)
+			return err
+		})
+		if err != nil || len(bad) != 1 {
+			t.Fatalf("Due: err %v, bad %v", err, bad)
+		}
+		asCorrupt(t, bad[0])
 	})
+}
+
+// rawRow overwrites the stored row of r with the row encoding of w,
+// bypassing validate: what a damaged or foreign data directory may hold.
+func rawRow(t *testing.T, st *Store, r, w *Request) {
+	t.Helper()
+	b, err := encodeRequest(nil, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawPut(t, st, victimKey(r), b)
+}
+
+// TestGrantWithoutExpiryRowIsCorrupt: MarshalRow and PutRequest refuse an
+// active request without expiresAt (it would be active for ever), and a
+// stored row of one reads back as corrupt wherever the row is decoded.
+func TestGrantWithoutExpiryRowIsCorrupt(t *testing.T) {
+	st := openTemp(t)
+	org, dev := NewID(t0), NewID(t0)
+	g := newReq(org, dev, "", t0, StatusApproved)
+	other := newReq(org, dev, "", t0.Add(time.Minute), StatusApproved)
+	noExpiry := *g
+	noExpiry.ExpiresAt = time.Time{}
+	var ie *InvalidError
+	if _, err := MarshalRow(&noExpiry); !errors.As(err, &ie) {
+		t.Fatalf("MarshalRow(approved without expiresAt) = %v, want *InvalidError", err)
+	}
+	if err := st.Update(func(tx *Tx) error { return tx.PutRequest(&noExpiry) }); !errors.As(err, &ie) {
+		t.Fatalf("PutRequest(approved without expiresAt) = %v, want *InvalidError", err)
+	}
+	putAll(t, st, g, other)
+	rawRow(t, st, g, &noExpiry)
+	wantKey := keyString(victimKey(g))
+	check := func(what string, err error) {
+		t.Helper()
+		ce := asCorrupt(t, err)
+		if ce.Key != wantKey || !strings.Contains(ce.Error(), "approvedAt and expiresAt") {
+			t.Errorf("%s: %v, want a CorruptError at %s about approvedAt and expiresAt", what, err, wantKey)
+		}
+	}
+	_, err := st.Request(org, g.ID)
+	check("Request", err)
+	_, _, err = st.ListRequests(Filter{OrgID: org})
+	check("ListRequests", err)
+	_, err = st.ActiveRequests(org, t0.Add(time.Hour), nil, 0)
+	check("ActiveRequests", err)
+	err = st.ScanRequests(ScanOptions{OrgID: org}, func(*Request) bool { return true })
+	check("ScanRequests", err)
+	// The grant's expiry sweep entry is still there: the sweep reports the
+	// row beside the other due grant.
+	var grants []*Request
+	var bad []error
+	mustUpdate(t, st, func(tx *Tx) error {
+		var err error
+		grants, _, bad, err = tx.Due(t0.Add(48*time.Hour), time.Hour, 10)
+		return err
+	})
+	if !slices.Equal(idsOf(grants), []string{other.ID}) || len(bad) != 1 {
+		t.Fatalf("Due: grants %v, bad %v; want [%s] and one error", idsOf(grants), bad, other.ID)
+	}
+	check("Due", bad[0])
+}
+
+// TestRowUnderAnotherKeyIsCorrupt: a row is read by its key, so a valid
+// row stored under another request's key (copied, or restored to the
+// wrong place) must not pass for that request.
+func TestRowUnderAnotherKeyIsCorrupt(t *testing.T) {
+	// Each case stores, under the victim's key, a valid row of another
+	// request: sibling is the row of another request of the same org.
+	cases := map[string]func(t *testing.T, st *Store, victim, foreign *Request, sibling []byte){
+		"another request's row": func(t *testing.T, st *Store, victim, _ *Request, sibling []byte) {
+			rawPut(t, st, victimKey(victim), sibling)
+		},
+		"another org's row": func(t *testing.T, st *Store, victim, foreign *Request, _ []byte) {
+			v, ok := rawGet(t, st, victimKey(foreign))
+			if !ok {
+				t.Fatal("foreign row missing")
+			}
+			rawPut(t, st, victimKey(victim), v)
+		},
+		"other id": func(t *testing.T, st *Store, victim, _ *Request, _ []byte) {
+			w := *victim
+			w.ID = NewID(t0)
+			rawRow(t, st, victim, &w)
+		},
+		"other org": func(t *testing.T, st *Store, victim, _ *Request, _ []byte) {
+			w := *victim
+			w.OrgID = NewID(t0)
+			rawRow(t, st, victim, &w)
+		},
+		"other requestedAt": func(t *testing.T, st *Store, victim, _ *Request, _ []byte) {
+			w := *victim
+			w.RequestedAt = w.RequestedAt.Add(time.Nanosecond)
+			rawRow(t, st, victim, &w)
+		},
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			st, victim, foreign := corruptFixture(t)
+			list, _, err := st.ListRequests(Filter{OrgID: victim.OrgID})
+			if err != nil || len(list) != 3 || list[0].ID == victim.ID {
+				t.Fatalf("fixture: %v, %v", idsOf(list), err)
+			}
+			sibling, _ := rawGet(t, st, victimKey(list[0]))
+			mk(t, st, victim, foreign, sibling)
+			wantKey := keyString(victimKey(victim))
+			check := func(what string, err error) {
+				t.Helper()
+				ce := asCorrupt(t, err)
+				if ce.Key != wantKey || !strings.Contains(ce.Error(), "differ from its key") {
+					t.Errorf("%s: %v, want a CorruptError at %s saying the row differs from its key", what, err, wantKey)
+				}
+			}
+			_, err = st.Request(victim.OrgID, victim.ID)
+			check("Request", err)
+			err = st.Update(func(tx *Tx) error { _, err := tx.Request(victim.OrgID, victim.ID); return err })
+			check("tx.Request", err)
+			err = st.View(func(s *Snapshot) error { _, err := s.Request(victim.OrgID, victim.ID); return err })
+			check("Snapshot.Request", err)
+			next := *victim
+			next.Status, next.DeniedAt = StatusDenied, t0
+			err = st.Update(func(tx *Tx) error { return tx.PutRequest(&next) })
+			check("PutRequest over it", err)
+			// The victim is pending: the sweep reports it and still returns
+			// the other stale requests.
+			var stale []*Request
+			var bad []error
+			mustUpdate(t, st, func(tx *Tx) error {
+				var err error
+				_, stale, bad, err = tx.Due(t0.Add(time.Hour), 0, 10)
+				return err
+			})
+			if len(stale) != 3 || slices.Contains(idsOf(stale), victim.ID) || len(bad) != 1 {
+				t.Fatalf("Due: stale %v, bad %v; want the 3 others and one error", idsOf(stale), bad)
+			}
+			check("Due", bad[0])
+		})
+	}
+}
+
+// TestDueReportsCorruptRows: an unreadable row, or a sweep entry naming a
+// missing request, is reported in bad and left in place; the other due
+// requests are still returned (and can be expired), and only they count
+// against the limit.
+func TestDueReportsCorruptRows(t *testing.T) {
+	st := openTemp(t)
+	org, dev := NewID(t0), NewID(t0)
+	now := t0.Add(10 * time.Hour)
+	var gs, ps []*Request
+	for i := range 4 {
+		g := newReq(org, dev, "", t0.Add(time.Duration(i)*time.Minute), StatusApproved)
+		g.ExpiresAt = now.Add(time.Duration(i-4) * time.Second)
+		gs = append(gs, g)
+	}
+	for i := range 3 {
+		ps = append(ps, newReq(org, dev, "", t0.Add(time.Duration(10+i)*time.Minute), StatusPending))
+	}
+	putAll(t, st, append(append([]*Request{}, gs...), ps...)...)
+	// gs[1]: garbage; gs[2]: a grant row without expiresAt; ps[1]: its id
+	// index entry is gone, so its sweep entry names a missing request.
+	rawPut(t, st, victimKey(gs[1]), []byte("garbage!"))
+	noExpiry := *gs[2]
+	noExpiry.ExpiresAt = time.Time{}
+	rawRow(t, st, gs[2], &noExpiry)
+	o, _ := ParseID(org)
+	id, _ := ParseID(ps[1].ID)
+	rawDelete(t, st, key(pRequestID, o[:], id[:]))
+
+	sweep := func(limit int) (grants, stale []string, bad []error) {
+		t.Helper()
+		mustUpdate(t, st, func(tx *Tx) error {
+			g, s, b, err := tx.Due(now, time.Hour, limit)
+			grants, stale, bad = idsOf(g), idsOf(s), b
+			return err
+		})
+		return grants, stale, bad
+	}
+	grants, stale, bad := sweep(100)
+	if !slices.Equal(grants, []string{gs[0].ID, gs[3].ID}) || !slices.Equal(stale, []string{ps[0].ID, ps[2].ID}) {
+		t.Fatalf("grants %v stale %v; want [%s %s] and [%s %s]", grants, stale, gs[0].ID, gs[3].ID, ps[0].ID, ps[2].ID)
+	}
+	if len(bad) != 3 {
+		t.Fatalf("bad = %v, want 3 errors", bad)
+	}
+	wantKeys := []string{keyString(victimKey(gs[1])), keyString(victimKey(gs[2])),
+		keyString(key(pPending, ts(ps[1].RequestedAt), o[:], id[:]))}
+	for i, err := range bad {
+		if ce := asCorrupt(t, err); ce.Key != wantKeys[i] {
+			t.Errorf("bad[%d] = %v, want a CorruptError at %s", i, err, wantKeys[i])
+		}
+	}
+	if !strings.Contains(bad[2].Error(), "missing request") {
+		t.Errorf("bad[2] = %v, want it to name a missing request", bad[2])
+	}
+	// Corrupt entries do not use up the limit.
+	grants, stale, _ = sweep(3)
+	if len(grants) != 2 || !slices.Equal(stale, []string{ps[0].ID}) {
+		t.Fatalf("limit 3: grants %v stale %v", grants, stale)
+	}
+	// Expire what is returned; the corrupt entries stay, reported again.
+	mustUpdate(t, st, func(tx *Tx) error {
+		g, s, _, err := tx.Due(now, time.Hour, 100)
+		if err != nil {
+			return err
+		}
+		for _, r := range append(g, s...) {
+			r.Status, r.ExpiredAt = StatusExpired, now
+			if err := tx.PutRequest(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if grants, stale, bad = sweep(100); len(grants)+len(stale) != 0 || len(bad) != 3 {
+		t.Fatalf("after the sweep: grants %v stale %v bad %v", grants, stale, bad)
+	}
 }
 
 func TestCorruptInventoryIsReported(t *testing.T) {

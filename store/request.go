@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/elevate-pam/elevate/engine"
@@ -146,10 +148,20 @@ type Request struct {
 }
 
 // ActiveAt reports whether the request grants elevation at now: an active
-// status and, if it has one, an expiry still in the future. A grant is not
-// active after expiresAt even before the expiry sweep has flipped it.
+// status and an expiry still in the future. A grant is not active after
+// expiresAt even before the expiry sweep has flipped it, and a grant
+// without an expiry (which the store refuses to write) is never active.
 func (r *Request) ActiveAt(now time.Time) bool {
-	return r.Status.Active() && (r.ExpiresAt.IsZero() || now.Before(r.ExpiresAt))
+	return r.Status.Active() && !r.ExpiresAt.IsZero() && now.Before(r.ExpiresAt)
+}
+
+// grantProblem says what an active request lacks: every grant has the
+// instant it was approved and the instant it ends.
+func (r *Request) grantProblem() string {
+	if r.Status.Active() && (r.ApprovedAt.IsZero() || r.ExpiresAt.IsZero()) {
+		return fmt.Sprintf("approvedAt and expiresAt: are required for status %s", r.Status)
+	}
+	return ""
 }
 
 // PamRule is the rule the list endpoint reports (pam-semantics §6, §9): for
@@ -376,14 +388,10 @@ func (r *Request) canonicalIDs() {
 func (r *Request) validate() error {
 	var errs []string
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
-	if _, err := ParseID(r.ID); err != nil {
-		bad("id: %v", err)
-	}
-	if _, err := ParseID(r.OrgID); err != nil {
-		bad("orgId: %v", err)
-	}
-	if _, err := ParseID(r.DeviceID); err != nil {
-		bad("deviceId: %v", err)
+	for _, f := range []struct{ name, v string }{{"id", r.ID}, {"orgId", r.OrgID}, {"deviceId", r.DeviceID}} {
+		if _, err := ids(f.v); err != nil {
+			bad("%s: %v", f.name, err)
+		}
 	}
 	if _, err := optID(r.SiteID); err != nil {
 		bad("siteId: %v", err)
@@ -409,11 +417,23 @@ func (r *Request) validate() error {
 			bad("%s: %s is outside the years 1678 to 2262", f.name, f.t.Format(time.RFC3339))
 		}
 	}
-	if r.Status.Active() && r.Status != StatusActuating && r.ApprovedAt.IsZero() {
-		bad("approvedAt: is required for status %s", r.Status)
+	if p := r.grantProblem(); p != "" {
+		bad("%s", p)
 	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return &InvalidError{What: "elevation request " + r.ID, Problems: errs}
+}
+
+// RequestFields lists the JSON field names of a request in the API form
+// (the names MarshalJSON writes and UnmarshalJSON reads).
+func RequestFields() []string {
+	t := reflect.TypeOf(apiRequest{})
+	out := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		out = append(out, name)
+	}
+	return out
 }

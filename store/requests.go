@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -118,7 +119,23 @@ func getRequest(rd reader, org, id ID) (*Request, error) {
 	if err := decodeRequest(v, &r); err != nil {
 		return nil, corrupt(k, err)
 	}
+	if err := rowMatchesKey(&r, k); err != nil {
+		return nil, corrupt(k, err)
+	}
 	return &r, nil
+}
+
+// rowMatchesKey checks that a decoded row is the one its primary key
+// (prefix, org, requestedAt, id) names: a row copied under another key is
+// damage, never another request.
+func rowMatchesKey(r *Request, k []byte) error {
+	id, err1 := ParseID(r.ID)
+	org, err2 := ParseID(r.OrgID)
+	if err1 != nil || err2 != nil || len(k) != 1+16+8+16 || !bytes.Equal(org[:], k[1:17]) ||
+		!bytes.Equal(ts(r.RequestedAt), k[17:25]) || !bytes.Equal(id[:], k[25:]) {
+		return fmt.Errorf("row's id, org or requestedAt differ from its key")
+	}
+	return nil
 }
 
 // Filter selects requests for ListRequests (pam-semantics §9). Zero fields
@@ -198,8 +215,8 @@ func listRequests(rd view, f Filter) ([]*Request, int, error) {
 	if ff.site, err = optID(f.SiteID); err != nil {
 		return nil, 0, fmt.Errorf("siteId: %w", err)
 	}
-	if f.SiteID != "" && ff.site == NilID {
-		return nil, 0, nil // the nil UUID is no site: nothing is in it
+	if f.SiteID != "" && ff.site == NilID || f.DeviceID != "" && ff.device == NilID {
+		return nil, 0, nil // the nil UUID names nothing
 	}
 	if f.Sites != nil {
 		ff.sites = map[ID]bool{}
@@ -286,6 +303,9 @@ func listRequests(rd view, f Filter) ([]*Request, int, error) {
 			}
 			var r Request
 			if err := decodeRequest(v, &r); err != nil {
+				return corrupt(k, err)
+			}
+			if err := rowMatchesKey(&r, k); err != nil {
 				return corrupt(k, err)
 			}
 			out = append(out, &r)
@@ -414,6 +434,9 @@ func (s *Store) ScanRequests(o ScanOptions, fn func(*Request) bool) error {
 			if err := decodeRequest(v, r); err != nil {
 				return corrupt(item.KeyCopy(nil), err)
 			}
+			if err := rowMatchesKey(r, k); err != nil {
+				return corrupt(item.KeyCopy(nil), err)
+			}
 			if !fn(r) {
 				return nil
 			}
@@ -424,35 +447,60 @@ func (s *Store) ScanRequests(o ScanOptions, fn func(*Request) bool) error {
 
 // Due lists, oldest first, up to limit requests that a sweep must expire
 // at now: active grants whose expiresAt is before now, and pending
-// requests whose requestedAt is before now-pendingTTL (both strict).
-func (tx *Tx) Due(now time.Time, pendingTTL time.Duration, limit int) (grants, stale []*Request, err error) {
-	collect := func(prefix byte, bound time.Time) ([]*Request, error) {
+// requests whose requestedAt is before now-pendingTTL (both strict). An
+// entry whose row cannot be read is left in place and reported in bad, so
+// one damaged row does not stop the expiry of every other.
+func (tx *Tx) Due(now time.Time, pendingTTL time.Duration, limit int) (grants, stale []*Request, bad []error, err error) {
+	collect := func(prefix byte, bound time.Time, limit int) ([]*Request, error) {
 		var out []*Request
-		end := ts(bound)
+		end := ts(clampTime(bound))
 		err := tx.scan([]byte{prefix}, func(k, _ []byte) (bool, error) {
-			if len(k) != 1+8+16+16 {
-				return false, corrupt(k, fmt.Errorf("malformed sweep key"))
+			if len(out) >= limit {
+				return false, nil
 			}
-			if bytes.Compare(k[1:9], end) >= 0 || len(out) >= limit {
+			if len(k) != 1+8+16+16 {
+				bad = append(bad, corrupt(k, fmt.Errorf("malformed sweep key")))
+				return true, nil
+			}
+			if bytes.Compare(k[1:9], end) >= 0 {
 				return false, nil
 			}
 			var org, id ID
 			copy(org[:], k[9:25])
 			copy(id[:], k[25:41])
 			r, err := getRequest(tx, org, id)
-			if err != nil {
+			var ce *CorruptError
+			switch {
+			case errors.As(err, &ce):
+				bad = append(bad, err)
+			case err == ErrNotFound:
+				bad = append(bad, corrupt(k, fmt.Errorf("sweep entry names a missing request")))
+			case err != nil:
 				return false, err
+			case !sweepEntryHolds(prefix, k, r):
+				bad = append(bad, corrupt(k, fmt.Errorf("sweep entry does not match request %s (status %s)", r.ID, r.Status)))
+			default:
+				out = append(out, r)
 			}
-			out = append(out, r)
 			return true, nil
 		})
 		return out, err
 	}
-	if grants, err = collect(pExpiry, now); err != nil {
-		return nil, nil, err
+	if grants, err = collect(pExpiry, now, limit); err != nil {
+		return nil, nil, nil, err
 	}
-	stale, err = collect(pPending, now.Add(-pendingTTL))
-	return grants, stale, err
+	stale, err = collect(pPending, now.Add(-pendingTTL), limit-len(grants))
+	return grants, stale, bad, err
+}
+
+// sweepEntryHolds reports whether the request still is what its sweep
+// entry says: an active grant expiring at the entry's time, or a pending
+// request.
+func sweepEntryHolds(prefix byte, k []byte, r *Request) bool {
+	if prefix == pExpiry {
+		return r.Status.Active() && bytes.Equal(ts(r.ExpiresAt), k[1:9])
+	}
+	return r.Status == StatusPending
 }
 
 // Request reads one request in the snapshot.

@@ -38,15 +38,20 @@ func (w *world) randAt() time.Time {
 	return at.In(zones[w.rng.IntN(len(zones))])
 }
 
-// setStatus moves r to st, keeping the fields the store checks coherent.
+// setStatus moves r to st, keeping the fields the store checks coherent:
+// an active request always has approvedAt and expiresAt; any other may
+// keep an expiresAt or not.
 func (w *world) setStatus(r *Request, st Status) {
 	r.Status = st
 	if st.Active() && r.ApprovedAt.IsZero() {
 		r.ApprovedAt = r.RequestedAt.Add(time.Duration(w.rng.IntN(60)) * time.Minute)
 	}
-	switch w.rng.IntN(3) {
-	case 0:
+	newExpiry := w.rng.IntN(3) > 0
+	switch {
+	case !newExpiry && !st.Active():
 		r.ExpiresAt = time.Time{}
+	case !newExpiry && !r.ExpiresAt.IsZero():
+		// a grant keeps the expiry it has
 	default:
 		base := r.ApprovedAt
 		if base.IsZero() {
@@ -595,8 +600,8 @@ func TestListRequestsBadFilters(t *testing.T) {
 func newReq(org, dev, site string, at time.Time, st Status) *Request {
 	r := &Request{ID: NewID(at), OrgID: org, DeviceID: dev, SiteID: site, Flow: engine.FlowUAC, Status: st,
 		SubjectUsername: "alice", RequestedAt: at}
-	if st.Active() {
-		r.ApprovedAt = at
+	if st.Active() { // a grant has both; a day is longer than any test's now
+		r.ApprovedAt, r.ExpiresAt = at, at.Add(24*time.Hour)
 	}
 	return r
 }
@@ -725,7 +730,7 @@ func TestRequestLookup(t *testing.T) {
 func due(t *testing.T, st *Store, now time.Time, ttl time.Duration, limit int) (grants, stale []string) {
 	t.Helper()
 	mustUpdate(t, st, func(tx *Tx) error {
-		g, s, err := tx.Due(now, ttl, limit)
+		g, s, _, err := tx.Due(now, ttl, limit)
 		grants, stale = idsOf(g), idsOf(s)
 		return err
 	})
@@ -749,7 +754,6 @@ func TestDue(t *testing.T) {
 	g1a := grant(orgA, now.Add(-1*time.Second), StatusActuating) // tie with g1
 	gNow := grant(orgA, now, StatusApproved)                     // not yet due
 	gLater := grant(orgB, now.Add(time.Second), StatusApproved)
-	gNoExpiry := grant(orgA, time.Time{}, StatusApproved)
 	deniedPast := grant(orgA, now.Add(-time.Hour), StatusDenied) // not active: never due
 	// Pending: stale strictly before now-ttl.
 	pend := func(org string, at time.Time) *Request { return newReq(org, dev, "", at, StatusPending) }
@@ -757,7 +761,13 @@ func TestDue(t *testing.T) {
 	p1 := pend(orgA, now.Add(-ttl-time.Second))
 	pEdge := pend(orgA, now.Add(-ttl))
 	pFresh := pend(orgB, now.Add(-ttl+time.Second))
-	putAll(t, st, gLater, g1, gNow, g2, gNoExpiry, deniedPast, g1a, pFresh, p1, pEdge, p2)
+	putAll(t, st, gLater, g1, gNow, g2, deniedPast, g1a, pFresh, p1, pEdge, p2)
+	// A grant without an expiry is refused (it would never be swept).
+	gNoExpiry := grant(orgA, time.Time{}, StatusApproved)
+	var ie *InvalidError
+	if err := st.Update(func(tx *Tx) error { return tx.PutRequest(gNoExpiry) }); !errors.As(err, &ie) {
+		t.Fatalf("PutRequest(approved without expiresAt) = %v, want *InvalidError", err)
+	}
 
 	grants, stale := due(t, st, now, ttl, 100)
 	if len(grants) != 3 || grants[0] != g2.ID || !slices.Contains(grants[1:], g1.ID) || !slices.Contains(grants[1:], g1a.ID) {
@@ -766,10 +776,16 @@ func TestDue(t *testing.T) {
 	if !slices.Equal(stale, []string{p2.ID, p1.ID}) {
 		t.Fatalf("stale = %v, want [%s %s]", stale, p2.ID, p1.ID)
 	}
-	// Limit applies to each list, oldest first.
-	grants, stale = due(t, st, now, ttl, 1)
-	if !slices.Equal(grants, []string{g2.ID}) || !slices.Equal(stale, []string{p2.ID}) {
-		t.Fatalf("limit 1: grants %v stale %v", grants, stale)
+	// Limit bounds both lists together: grants first, oldest first, then
+	// stale requests with what is left.
+	for _, c := range []struct{ limit, grants, stale int }{{-1, 0, 0}, {0, 0, 0}, {1, 1, 0}, {2, 2, 0}, {3, 3, 0}, {4, 3, 1}, {5, 3, 2}, {6, 3, 2}} {
+		grants, stale = due(t, st, now, ttl, c.limit)
+		if len(grants) != c.grants || len(stale) != c.stale {
+			t.Fatalf("limit %d: grants %v stale %v, want %d and %d", c.limit, grants, stale, c.grants, c.stale)
+		}
+		if len(grants) > 0 && grants[0] != g2.ID || len(stale) > 0 && stale[0] != p2.ID {
+			t.Fatalf("limit %d: grants %v stale %v, not oldest first", c.limit, grants, stale)
+		}
 	}
 	// At a later now, the boundary requests become due.
 	grants, stale = due(t, st, now.Add(time.Nanosecond), ttl, 100)
@@ -777,11 +793,11 @@ func TestDue(t *testing.T) {
 		t.Fatalf("now+1ns: grants %v stale %v", grants, stale)
 	}
 
-	// Status changes remove the sweep entries: p2 approved (no expiry)
-	// is no longer stale; g2 revoked is no longer a due grant; p1 approved
-	// with an expiry in the past becomes a due grant; g1 extended is not
-	// due any more.
-	p2.Status, p2.ApprovedAt, p2.ApprovedBy = StatusApproved, now, "u"
+	// Status changes remove the sweep entries: p2 approved (expiring
+	// later) is no longer stale; g2 revoked is no longer a due grant; p1
+	// approved with an expiry in the past becomes a due grant; g1 extended
+	// is not due any more.
+	p2.Status, p2.ApprovedAt, p2.ApprovedBy, p2.ExpiresAt = StatusApproved, now, "u", now.Add(time.Hour)
 	g2.Status, g2.RevokedAt, g2.RevokedBy = StatusRevoked, now, "u"
 	p1.Status, p1.ApprovedAt, p1.ExpiresAt = StatusApproved, now.Add(-time.Hour), now.Add(-30*time.Minute)
 	g1.ExpiresAt = now.Add(time.Hour)
@@ -795,7 +811,7 @@ func TestDue(t *testing.T) {
 	}
 	// Expire what is due, as the sweep does; nothing is due afterwards.
 	mustUpdate(t, st, func(tx *Tx) error {
-		gs, ss, err := tx.Due(now, ttl, 100)
+		gs, ss, _, err := tx.Due(now, ttl, 100)
 		if err != nil {
 			return err
 		}
@@ -810,8 +826,8 @@ func TestDue(t *testing.T) {
 	if grants, stale = due(t, st, now, ttl, 100); len(grants)+len(stale) != 0 {
 		t.Fatalf("after the sweep: grants %v stale %v", grants, stale)
 	}
-	if n := countPrefix(t, st, []byte{pExpiry}); n != 3 { // gNow, gLater, g1
-		t.Errorf("%d expiry entries left, want 3", n)
+	if n := countPrefix(t, st, []byte{pExpiry}); n != 4 { // gNow, gLater, g1, p2
+		t.Errorf("%d expiry entries left, want 4", n)
 	}
 	if n := countPrefix(t, st, []byte{pPending}); n != 2 { // pEdge, pFresh
 		t.Errorf("%d pending entries left, want 2", n)
@@ -834,7 +850,7 @@ func TestDueSeesOwnWrites(t *testing.T) {
 		if err := tx.PutRequest(&next); err != nil {
 			return err
 		}
-		_, stale, err := tx.Due(now, time.Hour, 10)
+		_, stale, _, err := tx.Due(now, time.Hour, 10)
 		if err != nil {
 			return err
 		}
@@ -848,7 +864,7 @@ func TestDueSeesOwnWrites(t *testing.T) {
 		if err := errors.Join(tx.PutRequest(p), tx.PutRequest(g)); err != nil {
 			return err
 		}
-		grants, stale, err := tx.Due(now, time.Hour, 10)
+		grants, stale, _, err := tx.Due(now, time.Hour, 10)
 		if err != nil {
 			return err
 		}
@@ -922,7 +938,6 @@ func TestActiveRequestsConsistentUnderWrites(t *testing.T) {
 // (Filter.Sites: "requests without a site are hidden then"), and a filter
 // on that "site" must not return every request.
 func TestNilUUIDIsNoSite(t *testing.T) {
-	const nilUUID = "00000000-0000-0000-0000-000000000000"
 	st := openTemp(t)
 	org, dev, site := NewID(t0), NewID(t0), NewID(t0)
 	noSite := newReq(org, dev, "", t0, StatusApproved)
@@ -948,6 +963,32 @@ func TestNilUUIDIsNoSite(t *testing.T) {
 		_, total, err := st.ListRequests(Filter{OrgID: org, SiteID: nilUUID})
 		if err == nil && total == 2 {
 			t.Errorf("BUG: SiteID=nil UUID filters nothing: both requests returned")
+		}
+	})
+	t.Run("DeviceID filter", func(t *testing.T) {
+		for _, f := range []Filter{{OrgID: org, DeviceID: nilUUID}, {OrgID: org, DeviceID: nilUUID, Status: StatusApproved},
+			{OrgID: org, DeviceID: nilUUID, SiteID: site}} {
+			got, total, err := st.ListRequests(f)
+			if err != nil || total != 0 || len(got) != 0 {
+				t.Errorf("ListRequests(%+v) = %v, %d, %v; want nothing", f, idsOf(got), total, err)
+			}
+		}
+	})
+	t.Run("PutRequest", func(t *testing.T) {
+		for name, mut := range map[string]func(r *Request){
+			"id":     func(r *Request) { r.ID = nilUUID },
+			"org":    func(r *Request) { r.OrgID = nilUUID },
+			"device": func(r *Request) { r.DeviceID = nilUUID },
+		} {
+			r := newReq(org, dev, "", t0.Add(time.Minute), StatusPending)
+			mut(r)
+			var ie *InvalidError
+			if err := st.Update(func(tx *Tx) error { return tx.PutRequest(r) }); !errors.As(err, &ie) {
+				t.Errorf("PutRequest with the nil UUID as %s = %v, want *InvalidError", name, err)
+			}
+		}
+		if _, total, _ := st.ListRequests(Filter{OrgID: org}); total != 2 {
+			t.Errorf("%d requests stored, want 2", total)
 		}
 	})
 	t.Run("PutSite", func(t *testing.T) {

@@ -199,3 +199,7 @@ func (tx *Tx) DeleteSignerGroup(org, id string) (uint64, error) {
 	tx.del(k)
 	return tx.bumpVersion(v[0])
 }
+
+// RuleVersion reads the organisation's rule-set version inside an
+// operation.
+func (tx *Tx) RuleVersion(org string) (uint64, error) { return (&Snapshot{tx}).RuleVersion(org) }

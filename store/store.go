@@ -29,8 +29,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // SchemaVersion is the layout this build reads and writes.
@@ -64,6 +66,9 @@ type Store struct {
 
 	heads map[ID]chainHead // audit chain heads; writer goroutine only
 
+	// failed holds the commit error after which no write is accepted.
+	failed atomic.Pointer[error]
+
 	statsMu sync.Mutex
 	stats   Stats
 }
@@ -81,7 +86,10 @@ func Open(dir string, o Options) (*Store, error) {
 		WithSyncWrites(!o.NoSync).
 		WithLogger(quietLogger{}).
 		WithNumVersionsToKeep(1).
-		WithMetricsEnabled(false)
+		WithMetricsEnabled(false).
+		// Every table block is checked against its checksum when read, so
+		// a damaged block is an error, never a misread row.
+		WithChecksumVerificationMode(options.OnBlockRead)
 	if o.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {

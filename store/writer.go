@@ -36,6 +36,10 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		s.mu.RUnlock()
 		return ErrClosed
 	}
+	if err := s.failed.Load(); err != nil {
+		s.mu.RUnlock()
+		return fmt.Errorf("%w: %v", ErrFailed, *err)
+	}
 	s.ops <- o
 	s.mu.RUnlock()
 	return <-o.done
@@ -74,6 +78,13 @@ func (s *Store) writer() {
 // commit is synced. It returns the operations that did not fit, to be run
 // in the next transaction.
 func (s *Store) commit(batch []*op) (rest []*op) {
+	if err := s.failed.Load(); err != nil {
+		// Operations queued before the failure are refused like later ones.
+		for _, o := range batch {
+			o.done <- fmt.Errorf("%w: %v", ErrFailed, *err)
+		}
+		return nil
+	}
 	var errs []error
 	var heads map[ID]chainHead
 	n := len(batch)
@@ -118,6 +129,10 @@ func (s *Store) commit(batch []*op) (rest []*op) {
 			continue
 		}
 		if err != nil {
+			// badger may have applied the batch in memory before the
+			// failing sync: what is readable may not be durable. Refuse
+			// further writes until the store is reopened.
+			s.failed.CompareAndSwap(nil, &err)
 			s.heads = map[ID]chainHead{} // reload from disk
 			for i := range batch[:n] {
 				if errs[i] == nil {

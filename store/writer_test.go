@@ -451,3 +451,48 @@ func TestCloseDuringReads(t *testing.T) {
 		t.Fatalf("BUG: Close while reads are in flight crashed the process (%v):\n%s", err, s)
 	}
 }
+
+// failCommit is an operation whose commit fails with an error other than
+// a conflict: it writes to the badger transaction directly and discards it,
+// so the commit is refused ("Trying to commit a discarded txn").
+func failCommit(tx *Tx) error {
+	if err := tx.txn.Set([]byte{'z', 'z'}, []byte("x")); err != nil {
+		return err
+	}
+	tx.txn.Discard()
+	return nil
+}
+
+// TestFailedCommitStopsWrites: after a commit error other than a conflict
+// what is readable may not be durable, so the store refuses every later
+// Update (with an error wrapping ErrFailed) until it is reopened; reads go
+// on.
+func TestFailedCommitStopsWrites(t *testing.T) {
+	dir := t.TempDir()
+	st := openAt(t, dir)
+	org := NewID(t0)
+	mustUpdate(t, st, func(tx *Tx) error { return tx.PutOrg(&Org{ID: org, Name: "before"}) })
+	err := st.Update(failCommit)
+	if err == nil || errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "commit") {
+		t.Fatalf("the failing commit returned %v", err)
+	}
+	for i := range 2 {
+		ran := false
+		err := st.Update(func(tx *Tx) error { ran = true; return tx.PutOrg(&Org{ID: NewID(t0), Name: "after"}) })
+		if !errors.Is(err, ErrFailed) || ran {
+			t.Fatalf("Update #%d after a failed commit = %v (ran %v), want ErrFailed without running", i, err, ran)
+		}
+	}
+	if !hasOrg(t, st, org) {
+		t.Error("reads fail after a failed commit")
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close after a failed commit: %v", err)
+	}
+	// Reopened, the store accepts writes again.
+	st = openAt(t, dir)
+	if !hasOrg(t, st, org) {
+		t.Error("org written before the failure lost")
+	}
+	mustUpdate(t, st, func(tx *Tx) error { return tx.PutOrg(&Org{ID: NewID(t0), Name: "reopened"}) })
+}
