@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -102,11 +103,80 @@ func (s *Service) Ingest(in IngestInput) (*IngestResult, error) {
 		requestedAt = obs.ObservedAt.UTC()
 		at = requestedAt
 	}
-	d, version, bridge := s.decide(in, dev, org, &obs, at)
+	for attempt := 1; ; attempt++ {
+		res, err := s.record(in, dev, org, &obs, digest, now, requestedAt, at, attempt == maxDecideAttempts)
+		if !errors.Is(err, errDecisionStale) || attempt == maxDecideAttempts {
+			return res, err
+		}
+		// The rules, the org's settings or the device changed between
+		// the decision and its record: decide again on what is current.
+		if err := s.st.View(func(sn *store.Snapshot) error {
+			var err error
+			if dev, err = sn.Device(in.DeviceID); err != nil {
+				return err
+			}
+			org, err = sn.Org(dev.OrgID)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// maxDecideAttempts bounds how often a decision is remade because what it
+// was made from changed before it was recorded; the last attempt records a
+// fail-safe pending request instead.
+const maxDecideAttempts = 3
+
+var errDecisionStale = errors.New("the rules or settings a decision was made from changed")
+
+// record decides (or, with failSafe, records a pending request without
+// deciding) and writes the request and its audit trail in one operation
+// that first checks the decision's inputs still hold: the device is still
+// active at its site, and the org's rule-set version and default verdict
+// are those decided with. A decision made from rules an administrator has
+// since changed is never recorded.
+func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs *engine.Observation, digest string,
+	now, requestedAt, at time.Time, failSafe bool) (*IngestResult, error) {
+	var d engine.Decision
+	var version uint64
+	var bridge *engine.Bridge
+	if failSafe {
+		d = engine.Decision{Outcome: engine.OutcomePending, Error: "the rules or settings kept changing while this request was decided"}
+	} else {
+		d, version, bridge = s.decide(in, dev, org, obs, at)
+	}
+	stillHolds := func(tx *store.Tx) error {
+		cur, err := tx.Device(dev.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != store.DeviceActive {
+			return fmt.Errorf("%w: device %s is %s", ErrDeviceInactive, cur.ID, cur.Status)
+		}
+		if failSafe {
+			return nil
+		}
+		o, err := tx.Org(org.ID)
+		if err != nil {
+			return err
+		}
+		v, err := tx.RuleVersion(org.ID)
+		if err != nil {
+			return err
+		}
+		if v != version || cur.SiteID != dev.SiteID || o.DefaultUnmatchedVerdict != org.DefaultUnmatchedVerdict {
+			return errDecisionStale
+		}
+		return nil
+	}
 
 	res := &IngestResult{Decision: d}
 	if d.Outcome == engine.OutcomeIgnored {
 		err := s.st.Update(func(tx *store.Tx) error {
+			if err := stillHolds(tx); err != nil {
+				return err
+			}
 			tx.Audit(store.AuditRecord{OrgID: org.ID, At: now, Action: auditIgnored, ActorKind: store.ActorPolicy,
 				ActorID: d.RuleID, ActorName: d.RuleName, Details: details(map[string]any{
 					"deviceId": dev.ID, "flowType": in.Flow, "subjectUsername": obs.SubjectUsername,
@@ -114,7 +184,10 @@ func (s *Service) Ingest(in IngestInput) (*IngestResult, error) {
 				})})
 			return nil
 		})
-		return res, err
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
 	}
 
 	r := &store.Request{
@@ -182,7 +255,10 @@ func (s *Service) Ingest(in IngestInput) (*IngestResult, error) {
 	case store.StatusDenied:
 		decided.Action, decided.Reason = auditDenied, r.DenialReason
 	}
-	err = s.st.Update(func(tx *store.Tx) error {
+	err := s.st.Update(func(tx *store.Tx) error {
+		if err := stillHolds(tx); err != nil {
+			return err
+		}
 		if err := tx.PutRequest(r); err != nil {
 			return err
 		}
@@ -231,9 +307,9 @@ func denialReason(flow engine.FlowType, d engine.Decision) string {
 		return fmt.Sprintf("Denied by PAM rule '%s'", d.RuleName)
 	}
 	if flow == engine.FlowJITAdmin {
-		return fmt.Sprintf("Denied by PAM rule %q", d.RuleName)
+		return `Denied by PAM rule "` + d.RuleName + `"`
 	}
-	return fmt.Sprintf("Blocked by PAM rule %q", d.RuleName)
+	return `Blocked by PAM rule "` + d.RuleName + `"`
 }
 
 // details encodes audit details, leaving out empty values.

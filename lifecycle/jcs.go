@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -30,15 +31,25 @@ func ActionDigest(input json.RawMessage) (string, error) {
 // Canonical returns the JSON Canonicalization Scheme (RFC 8785) form of a
 // JSON document: object members sorted by their UTF-16 code units, no
 // insignificant whitespace, numbers in ECMAScript's shortest form and
-// strings with only the mandatory escapes.
+// strings with only the mandatory escapes. As RFC 8785 requires, the input
+// must be I-JSON: valid UTF-8, no lone surrogate escapes, no duplicate
+// member names, and integers exactly representable as doubles. Anything
+// else is refused, because two different inputs a tool might read
+// differently must never share a digest.
 func Canonical(doc []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	if !utf8.Valid(doc) {
+		return nil, errors.New("not valid UTF-8")
+	}
+	if err := checkSurrogates(doc); err != nil {
 		return nil, err
 	}
-	if dec.More() {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	v, err := strictValue(dec)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("trailing data after the JSON value")
 	}
 	var b bytes.Buffer
@@ -46,6 +57,91 @@ func Canonical(doc []byte) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// strictValue decodes one JSON value, refusing duplicate member names and
+// integers beyond ±2^53.
+func strictValue(dec *json.Decoder) (any, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch v := t.(type) {
+	case json.Delim:
+		switch v {
+		case '{':
+			m := map[string]any{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				k := kt.(string)
+				if _, dup := m[k]; dup {
+					return nil, fmt.Errorf("duplicate member name %q", k)
+				}
+				if m[k], err = strictValue(dec); err != nil {
+					return nil, err
+				}
+			}
+			_, err := dec.Token() // '}'
+			return m, err
+		case '[':
+			a := []any{}
+			for dec.More() {
+				e, err := strictValue(dec)
+				if err != nil {
+					return nil, err
+				}
+				a = append(a, e)
+			}
+			_, err := dec.Token() // ']'
+			return a, err
+		}
+		return nil, fmt.Errorf("unexpected %v", v)
+	case json.Number:
+		if !strings.ContainsAny(string(v), ".eE") {
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil || n > 1<<53 || n < -(1<<53) {
+				return nil, fmt.Errorf("integer %s is not exactly representable as a double", v)
+			}
+		}
+		return v, nil
+	}
+	return t, nil
+}
+
+// checkSurrogates refuses \u escapes of a UTF-16 surrogate that is not
+// part of a high-low pair (the decoder would silently replace it).
+func checkSurrogates(doc []byte) error {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(doc) || doc[i] != '\\' || doc[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(doc[i+2:i+6]), 16, 32)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(doc); i++ {
+		if doc[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		switch {
+		case !ok:
+			i++ // an escaped character, \\ included
+		case 0xD800 <= r && r < 0xDC00:
+			lo, ok := hex4(i + 6)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return fmt.Errorf("lone surrogate escape at byte %d", i)
+			}
+			i += 11
+		case 0xDC00 <= r && r <= 0xDFFF:
+			return fmt.Errorf("lone surrogate escape at byte %d", i)
+		default:
+			i += 5
+		}
+	}
+	return nil
 }
 
 func canon(b *bytes.Buffer, v any) error {
@@ -118,8 +214,6 @@ func canonString(b *bytes.Buffer, s string) {
 		default:
 			if r < 0x20 {
 				fmt.Fprintf(b, `\u%04x`, r)
-			} else if r == utf8.RuneError {
-				b.WriteRune(r) // invalid UTF-8 was already replaced by the decoder
 			} else {
 				b.WriteRune(r)
 			}

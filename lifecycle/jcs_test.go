@@ -20,7 +20,11 @@ func TestCanonicalJSON(t *testing.T) {
 			t.Errorf("Canonical(%s)\n got %s (%v)\nwant %s", c.in, got, err, c.want)
 		}
 	}
-	for _, bad := range []string{`{"a":1} x`, `{"a":}`, `1e400`} {
+	for _, bad := range []string{`{"a":1} x`, `{"a":}`, `1e400`,
+		// Not I-JSON: inputs a tool could read differently from what
+		// was approved must not share a digest.
+		`{"cmd":"rm -rf C:\\","cmd":"dir"}`, `[{"a":1,"a":1}]`, `9007199254740993`, `-9007199254740993`,
+		"\"a\xffb\"", `"\ud800"`, `"\udc00\ud800"`, `"\ud83d x"`} {
 		if _, err := Canonical([]byte(bad)); err == nil {
 			t.Errorf("Canonical(%s) accepted", bad)
 		}
@@ -51,7 +55,8 @@ func TestActionDigestIgnoresSpelling(t *testing.T) {
 	a, err1 := ActionDigest([]byte(`{"path":"C:\\x","n":10}`))
 	b, err2 := ActionDigest([]byte(`{"n":1e1, "path":"C:\u005cx"}`))
 	c, _ := ActionDigest([]byte(`{"n":11,"path":"C:\\x"}`))
-	if err1 != nil || err2 != nil || a != b || a == c || len(a) != 64 {
+	d, err3 := ActionDigest([]byte(`["\ud83d\ude00", "\\ud800", 9007199254740992]`))
+	if err1 != nil || err2 != nil || err3 != nil || d == "" || a != b || a == c || len(a) != 64 {
 		t.Fatalf("%s %s %s %v %v", a, b, c, err1, err2)
 	}
 }

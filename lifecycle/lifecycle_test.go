@@ -516,3 +516,103 @@ func TestSweepDrainsBacklogInBatches(t *testing.T) {
 	}
 	mustVerify(t, f.st)
 }
+
+func TestIngestRedecidesWhenRulesChangeMidDecision(t *testing.T) {
+	// An administrator deletes the approving rule after the decision was
+	// made but before it was recorded: the approval is never recorded.
+	f := newFixture(t, rule("allow", 1, engine.VerdictAutoApprove, func(r *engine.Rule) {
+		r.ID = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+		signer("S")(r)
+	}))
+	calls := 0
+	f.svc.bridge = func(*store.Device) (*engine.Bridge, error) {
+		calls++
+		if calls == 1 {
+			if err := f.st.Update(func(tx *store.Tx) error {
+				_, err := tx.DeleteRule(f.org, "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+				return err
+			}); err != nil {
+				t.Error(err)
+			}
+		}
+		return nil, nil
+	}
+	r := f.uac(t, `C:\a.exe`, "S").Request
+	ver, _ := f.st.RuleVersion(f.org)
+	if r.Status != store.StatusPending || r.Decision.RuleSetVersion != ver || calls != 2 {
+		t.Fatalf("%+v (version %d, decisions %d)", r, ver, calls)
+	}
+
+	// A device decommissioned mid-decision records nothing.
+	f.svc.bridge = func(*store.Device) (*engine.Bridge, error) {
+		return nil, f.st.Update(func(tx *store.Tx) error {
+			return tx.PutDevice(&store.Device{ID: f.device, OrgID: f.org, SiteID: f.site, Hostname: "h", Status: store.DeviceDecommissioned})
+		})
+	}
+	now := f.clock.Now()
+	_, err := f.svc.Ingest(IngestInput{Flow: engine.FlowUAC, DeviceID: f.device, Observation: engine.Observation{
+		SubjectUsername: "u", TargetExecutablePath: `C:\b.exe`, ObservedAt: &now}})
+	if !errors.Is(err, ErrDeviceInactive) {
+		t.Fatalf("got %v", err)
+	}
+	if _, total, _ := f.st.ListRequests(store.Filter{OrgID: f.org}); total != 1 {
+		t.Fatalf("%d rows", total)
+	}
+}
+
+func TestIngestFailsSafeWhenRulesKeepChanging(t *testing.T) {
+	f := newFixture(t, rule("allow", 1, engine.VerdictAutoApprove, signer("S")))
+	f.svc.bridge = func(*store.Device) (*engine.Bridge, error) {
+		return nil, f.st.Update(func(tx *store.Tx) error {
+			_, err := tx.PutRule(&engine.Rule{ID: store.NewID(t0), OrgID: f.org, Name: "churn", Enabled: false, Priority: 5,
+				Verdict: engine.VerdictAutoDeny, MatchSigner: sp("nobody")})
+			return err
+		})
+	}
+	r := f.uac(t, `C:\a.exe`, "S").Request
+	if r.Status != store.StatusPending || !strings.Contains(r.Decision.Error, "kept changing") {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestActuateRefusalIsAudited(t *testing.T) {
+	f := newFixture(t)
+	p := f.uac(t, `C:\b.exe`, "").Request
+	_, err := f.svc.Actuate(ActuateInput{OrgID: f.org, DeviceID: f.device, RequestID: p.ID, Actor: Actor{ID: "u1"}})
+	wantState(t, err, "approved", store.StatusPending)
+	recs := audits(t, f.st, f.org, p.ID)
+	if got := actions(recs); got != "requested,actuate_refused" || recs[1].ActorID != "u1" {
+		t.Fatalf("%s %+v", got, recs)
+	}
+	if r, _ := f.st.Request(f.org, p.ID); r.Status != store.StatusPending {
+		t.Fatal(r.Status)
+	}
+}
+
+func TestSweepLargeRows(t *testing.T) {
+	// Rows at the API's maximum field lengths, in multi-byte text: the
+	// sweep still expires them all, in operations that fit a transaction.
+	f := newFixture(t)
+	big := strings.Repeat("é", 4000)
+	const n = 600
+	for c := 0; c < n; c += 50 {
+		if err := f.st.Update(func(tx *store.Tx) error {
+			for i := c; i < c+50; i++ {
+				at := t0.Add(time.Duration(i) * time.Millisecond)
+				if err := tx.PutRequest(&store.Request{ID: store.NewID(at), OrgID: f.org, DeviceID: f.device, Flow: engine.FlowUAC,
+					Status: store.StatusPending, SubjectUsername: "u", RequestedAt: at, TargetExecutablePath: big,
+					ParentImage: big, CommandLine: big + big}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Advance(time.Hour)
+	res, err := f.svc.Sweep()
+	if err != nil || res.Stale != n {
+		t.Fatalf("%+v %v", res, err)
+	}
+}

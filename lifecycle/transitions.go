@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -170,24 +171,26 @@ func (s *Service) Actuate(in ActuateInput) (*store.Command, error) {
 		return nil, engine.FieldErrors{{Field: "elevationRequestId", Reason: "must be a UUID"}}
 	}
 	var out *store.Command
+	var refused *StateError
 	err := s.st.Update(func(tx *store.Tx) error {
 		now := s.clock.Now()
-		dev, err := tx.Device(in.DeviceID)
-		if err != nil {
-			return err
-		}
-		if dev.OrgID != in.OrgID {
-			return ErrNotFound
-		}
-		if !siteAllowed(in.Sites, dev.SiteID) {
-			return ErrSiteDenied
-		}
-		org, err := tx.Org(dev.OrgID)
+		refused = nil
+		org, err := tx.Org(in.OrgID)
 		if err != nil {
 			return err
 		}
 		if !org.ActuatorEnabled {
 			return ErrActuatorDisabled
+		}
+		dev, err := tx.Device(in.DeviceID)
+		if err != nil {
+			return err
+		}
+		if dev.OrgID != org.ID {
+			return ErrNotFound
+		}
+		if !siteAllowed(in.Sites, dev.SiteID) {
+			return ErrSiteDenied
 		}
 		if dev.Status == store.DeviceDecommissioned {
 			return fmt.Errorf("%w: device %s is decommissioned", ErrDeviceInactive, dev.ID)
@@ -200,10 +203,12 @@ func (s *Service) Actuate(in ActuateInput) (*store.Command, error) {
 			return ErrNotFound
 		}
 		if r.Status != store.StatusApproved {
-			return &StateError{ID: r.ID, Want: "approved", Current: r.Status}
+			refused = &StateError{ID: r.ID, Want: "approved", Current: r.Status}
+			return refused
 		}
 		if !r.ActiveAt(now) {
-			return &StateError{ID: r.ID, Want: "approved", Current: store.StatusExpired}
+			refused = &StateError{ID: r.ID, Want: "approved", Current: store.StatusExpired}
+			return refused
 		}
 		payload, _ := json.Marshal(map[string]any{"elevationRequestId": r.ID, "timeoutMs": timeout,
 			"targetPath": r.TargetExecutablePath, "commandLine": r.CommandLine, "subjectUsername": r.SubjectUsername})
@@ -223,6 +228,19 @@ func (s *Service) Actuate(in ActuateInput) (*store.Command, error) {
 		out = cmd
 		return nil
 	})
+	if refused != nil && errors.Is(err, refused) {
+		// A refused actuation is itself worth an audit record; it is
+		// written on its own, as the refusing operation wrote nothing.
+		aerr := s.st.Update(func(tx *store.Tx) error {
+			tx.Audit(store.AuditRecord{OrgID: in.OrgID, At: s.clock.Now(), Action: auditActuateRefused, Subject: refused.ID,
+				ActorKind: actorKind(in.Actor), ActorID: in.Actor.ID, ActorName: in.Actor.Name, From: string(refused.Current),
+				Reason: refused.Error()})
+			return nil
+		})
+		if aerr != nil {
+			return nil, errors.Join(err, aerr)
+		}
+	}
 	return out, err
 }
 
@@ -232,22 +250,32 @@ type SweepResult struct {
 	Stale  int // pending requests older than the pending TTL
 }
 
+// sweepOpLimit bounds the requests one sweep operation expires, so that an
+// operation stays far inside a transaction's size limit even when every
+// row carries fields at their maximum length.
+const sweepOpLimit = 50
+
 // Sweep expires, at the clock's now, every active grant whose expiresAt has
 // passed and every pending request older than the pending TTL (both
-// strictly), oldest first, in operations of at most 500 requests each
-// until none is left. Each expiry is a compare-and-swap, so a sweep racing a
-// respond or revoke never overwrites it.
+// strictly), oldest first, in small operations until none is left. Each
+// expiry is a compare-and-swap, so a sweep racing a respond or revoke never
+// overwrites it. A request whose row cannot be read is skipped (and
+// reported in the returned error) so that it cannot stop the expiry of the
+// others.
 func (s *Service) Sweep() (SweepResult, error) {
 	var total SweepResult
+	var problems []error
 	for {
 		var res SweepResult
+		var bad []error
 		err := s.st.Update(func(tx *store.Tx) error {
-			res = SweepResult{}
+			res, bad = SweepResult{}, nil
 			now := s.clock.Now()
-			grants, stale, err := tx.Due(now, s.ttl, SweepBatch)
+			grants, stale, unreadable, err := tx.Due(now, s.ttl, sweepOpLimit)
 			if err != nil {
 				return err
 			}
+			bad = unreadable
 			expire := func(r *store.Request, cause string) error {
 				from := r.Status
 				r.Status, r.ExpiredAt, r.ExpiredCause = store.StatusExpired, now, cause
@@ -260,7 +288,7 @@ func (s *Service) Sweep() (SweepResult, error) {
 				return nil
 			}
 			for _, r := range grants {
-				if r.Status.Active() && !r.ExpiresAt.IsZero() && r.ExpiresAt.Before(now) {
+				if r.Status.Active() && r.ExpiresAt.Before(now) {
 					if err := expire(r, expiredCauseWindow); err != nil {
 						return err
 					}
@@ -278,12 +306,15 @@ func (s *Service) Sweep() (SweepResult, error) {
 			return nil
 		})
 		if err != nil {
-			return total, err
+			return total, errors.Join(append(problems, err)...)
+		}
+		if len(problems) < 20 {
+			problems = append(problems, bad...)
 		}
 		total.Grants += res.Grants
 		total.Stale += res.Stale
-		if res.Grants < SweepBatch && res.Stale < SweepBatch {
-			return total, nil
+		if res.Grants+res.Stale < sweepOpLimit {
+			return total, errors.Join(problems...)
 		}
 	}
 }
