@@ -143,6 +143,9 @@ func Import(st *store.Store, r io.Reader, o ImportOptions) (Stats, error) {
 		return stats, &ImportError{Errors: lineErrs}
 	}
 
+	if err := rehearse(st, items); err != nil {
+		return stats, err
+	}
 	if o.DryRun {
 		for _, it := range items {
 			if it.skip {
@@ -197,6 +200,86 @@ func readLines(r io.Reader, fn func(n int, line []byte, tooLong bool)) ([32]byte
 	return sum, nil
 }
 
+// requestFields are the names a request line may carry: the API's row
+// fields and the joins the list endpoint adds.
+var requestFields = func() map[string]bool {
+	m := map[string]bool{"deviceHostname": true, "siteName": true}
+	for _, f := range store.RequestFields() {
+		m[f] = true
+	}
+	return m
+}()
+
+// unknownFields lists, quoted and sorted, the top-level members of an
+// object line that known does not name ("kind" aside). Names are matched
+// exactly: encoding/json would otherwise fold "STATUS" onto "status".
+func unknownFields(line []byte, known map[string]bool) []string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(line, &fields) != nil {
+		return nil // reported as a syntax error elsewhere
+	}
+	var unknown []string
+	for k := range fields {
+		if k != "kind" && !known[k] {
+			unknown = append(unknown, fmt.Sprintf("%q", k))
+		}
+	}
+	slices.Sort(unknown)
+	return unknown
+}
+
+// duplicateMember reports an object, at any depth, that names a member
+// twice: which of the two counts is a matter of the reader, so such a line
+// is refused.
+func duplicateMember(line []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	type frame struct {
+		obj   bool
+		names map[string]bool
+		key   bool // the next string token is a member name
+	}
+	var stack []*frame
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return nil // end of input, or a syntax error reported elsewhere
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := t.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.obj {
+					top.key = true
+				}
+				stack = append(stack, &frame{obj: v == '{', names: map[string]bool{}, key: v == '{'})
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].obj {
+					stack[len(stack)-1].key = true
+				}
+				continue
+			}
+		case string:
+			if top != nil && top.obj && top.key {
+				if top.names[v] {
+					return fmt.Errorf("member %q appears twice in one object", v)
+				}
+				top.names[v] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.obj {
+			top.key = true
+		}
+	}
+}
+
 // parseLine decodes one line and runs the checks that need nothing but
 // the line itself.
 func parseLine(n int, line []byte) *item {
@@ -216,8 +299,16 @@ func parseLine(n int, line []byte) *item {
 		it.bad("invalid JSON: %v", syntaxError(line))
 		return it
 	}
+	if err := duplicateMember(line); err != nil {
+		it.bad("%v", err)
+		return it
+	}
 	if head.Kind == nil {
 		it.kind = kindRequest
+		if unknown := unknownFields(line, requestFields); unknown != nil {
+			it.bad("unknown field(s) %s (field names are case-sensitive)", strings.Join(unknown, ", "))
+			return it
+		}
 		parseRequest(it, line)
 		return it
 	}
@@ -237,14 +328,7 @@ func parseLine(n int, line []byte) *item {
 		it.bad("invalid JSON: %v", err)
 		return it
 	}
-	var unknown []string
-	for k := range fields {
-		if k != "kind" && !known[k] {
-			unknown = append(unknown, fmt.Sprintf("%q", k))
-		}
-	}
-	if unknown != nil {
-		slices.Sort(unknown)
+	if unknown := unknownFields(line, known); unknown != nil {
 		it.bad("unknown field(s) %s", strings.Join(unknown, ", "))
 	}
 	if raw, ok := fields["id"]; ok {
@@ -371,8 +455,8 @@ func syntaxError(line []byte) error {
 // a UUID.
 func parseIDs(it *item, name, s string) (store.ID, bool) {
 	id, err := store.ParseID(s)
-	if err != nil {
-		it.bad("%s: must be a UUID", name)
+	if err != nil || id == store.NilID {
+		it.bad("%s: must be a UUID (not the nil UUID)", name)
 		return store.ID{}, false
 	}
 	return id, true
@@ -409,6 +493,12 @@ func parseRequest(it *item, line []byte) {
 		return
 	}
 	it.label = r.ID
+	// Ids compare with stored rows in their canonical form.
+	for _, p := range []*string{&r.ID, &r.OrgID, &r.DeviceID, &r.SiteID} {
+		if id, err := store.ParseID(*p); err == nil && id != store.NilID {
+			*p = id.String()
+		}
+	}
 	if _, err := store.MarshalRow(&r); err != nil {
 		var inv *store.InvalidError
 		if errors.As(err, &inv) {
@@ -852,6 +942,48 @@ func write(st *store.Store, items []*item, sum string, o ImportOptions) (Stats, 
 		return nil
 	})
 	return stats, err
+}
+
+// errRehearsal ends the rehearsal operation, so that nothing it wrote is
+// kept.
+var errRehearsal = errors.New("rehearsal")
+
+// rehearse runs every row except requests through the store's own Put
+// calls in one operation that is then abandoned, so that a row the
+// store would refuse is reported by line before anything is written,
+// whatever the line validation above missed. Requests are left out: the
+// line check already runs them through the row validation PutRequest
+// uses, and holding every request of a large file in one operation would
+// cost memory for nothing.
+func rehearse(st *store.Store, items []*item) error {
+	var rest []*item
+	for _, it := range items {
+		if !it.skip && it.kind != kindRequest {
+			rest = append(rest, it)
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(rest, func(a, b *item) int { return cmp.Compare(writePhase[a.kind], writePhase[b.kind]) })
+	var lineErrs []LineError
+	err := st.Update(func(tx *store.Tx) error {
+		lineErrs = nil
+		for _, it := range rest {
+			if _, err := put(tx, it); err != nil {
+				lineErrs = append(lineErrs, LineError{it.line, err.Error()})
+			}
+		}
+		return errRehearsal
+	})
+	if !errors.Is(err, errRehearsal) {
+		return err
+	}
+	if len(lineErrs) > 0 {
+		slices.SortStableFunc(lineErrs, func(a, b LineError) int { return cmp.Compare(a.Line, b.Line) })
+		return &ImportError{Errors: lineErrs}
+	}
+	return nil
 }
 
 // put writes one row. A request already stored is skipped when identical

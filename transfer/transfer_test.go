@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -109,7 +110,8 @@ func fixtureRequests() []*store.Request {
 				r.ApprovedAt, r.ApprovedBy = at.Add(time.Minute), "admin-1"
 				r.RevokedAt, r.RevokedBy, r.RevokedByName, r.RevokedReason = at.Add(2*time.Minute), "admin-3", "Cy", "oops"
 			case store.StatusActuating:
-				r.ActuatedAt, r.ActuatedBy, r.ActuationCommandID = at.Add(time.Second), "admin-1", reqID(900+i)
+				r.ApprovedAt, r.ApprovedBy, r.DurationMinutes, r.ExpiresAt = at.Add(time.Minute), "admin-1", 30, at.Add(31*time.Minute)
+				r.ActuatedAt, r.ActuatedBy, r.ActuationCommandID = at.Add(2*time.Minute), "admin-1", reqID(900+i)
 			}
 			out = append(out, r)
 		}
@@ -651,5 +653,68 @@ func TestUnescapeHTML(t *testing.T) {
 		if got := string(unescapeHTML(nil, []byte(in))); got != want {
 			t.Errorf("unescapeHTML(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestReimportUpperCaseIDsSkips(t *testing.T) {
+	// Ids compare in their canonical form: a file whose ids were written
+	// in upper case re-imports as "already there", not as a conflict.
+	src := openStore(t)
+	fixture(t, src)
+	file, _ := export(t, src, ExportOptions{Requests: true})
+	dst := openStore(t)
+	fixture(t, dst)
+	upper := regexp.MustCompile(`"(id|orgId|deviceId|siteId)":"[0-9a-f-]{36}"`).
+		ReplaceAllStringFunc(file, func(m string) string { k, v, _ := strings.Cut(m, ":"); return k + ":" + strings.ToUpper(v) })
+	stats, err := importString(dst, upper)
+	if err != nil || stats.Skipped != len(lines(file)) {
+		t.Fatalf("stats %+v, err %v", stats, err)
+	}
+}
+
+func TestStoreRefusalIsALineError(t *testing.T) {
+	// A row the line checks pass but the store refuses (the nil UUID as a
+	// rule id here) is reported by line before anything is written.
+	dst := openStore(t)
+	before, _ := export(t, dst, ExportOptions{}.All())
+	var b strings.Builder
+	b.WriteString(`{"kind":"org","id":"` + orgA + `","name":"Acme"}` + "\n")
+	for i := range 600 {
+		fmt.Fprintf(&b, `{"kind":"device","id":"%s","orgId":"%s","hostname":"h%d"}`+"\n", reqID(5000+i), orgA, i)
+	}
+	b.WriteString(`{"kind":"rule","id":"00000000-0000-0000-0000-000000000000","orgId":"` + orgA +
+		`","name":"r","verdict":"auto_deny","matchSigner":"x","enabled":true,"priority":1}` + "\n")
+	_, err := importString(dst, b.String())
+	var ie *ImportError
+	if !errors.As(err, &ie) || len(ie.Errors) != 1 || ie.Errors[0].Line != 602 {
+		t.Fatalf("err = %v", err)
+	}
+	if after, _ := export(t, dst, ExportOptions{}.All()); after != before {
+		t.Fatal("a refused import wrote rows")
+	}
+}
+
+func TestAmbiguousLinesRefused(t *testing.T) {
+	// Which of two members with one name counts, or whether "STATUS"
+	// means "status", is up to the reader: such lines are refused.
+	src := openStore(t)
+	fixture(t, src)
+	file, _ := export(t, src, ExportOptions{Requests: true})
+	row := lines(file)[0]
+	for name, line := range map[string]string{
+		"duplicate":        strings.Replace(row, `{"id"`, `{"status":"approved","id"`, 1),
+		"case variant":     strings.Replace(row, `{"id"`, `{"STATUS":"approved","id"`, 1),
+		"snake case":       strings.Replace(row, `{"id"`, `{"expires_at":"2030-01-01T00:00:00Z","id"`, 1),
+		"nested duplicate": `{"kind":"rule","id":"` + reqID(7000) + `","orgId":"` + orgA + `","name":"r","verdict":"auto_deny","timeWindow":{"start":"01:00","start":"02:00","end":"03:00"}}`,
+	} {
+		dst := openStore(t)
+		_, err := importString(dst, line)
+		var ie *ImportError
+		if !errors.As(err, &ie) || len(ie.Errors) != 1 || ie.Errors[0].Line != 1 {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	if err := duplicateMember([]byte(`{"a":[{"b":1},{"b":2}],"c":{"a":1}}`)); err != nil {
+		t.Errorf("equal names in different objects are fine: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,11 +43,20 @@ stderr. Exit status: 0 done, 1 invalid input or failure, 2 usage.
 Flags:
 `
 
-const auditUsage = `Usage: elevate audit verify --data DIR
+const auditUsage = `Usage: elevate audit verify --data DIR [--anchor FILE]
+       elevate audit head --data DIR > FILE
 
-Checks every organisation's hash-chained audit log and prints each broken
-link (organisation, record, key, reason). Exit status: 0 every chain
-verifies, 1 a chain is broken or the check failed, 2 usage.
+verify checks every organisation's hash-chained audit log from its first
+record and prints each broken link (organisation, record, key, reason).
+With --anchor it also checks that every head recorded earlier by
+"elevate audit head" is still in its chain with the same hash: the chain
+alone cannot show records removed from its end, or a chain rewritten
+consistently, by someone who can write the data directory; an anchor kept
+elsewhere can. Exit status: 0 every chain verifies, 1 a chain is broken or
+the check failed, 2 usage.
+
+head prints each organisation's last record (orgId, seq, hash) as JSON
+Lines, to keep outside the data directory.
 
 Flags:
 `
@@ -283,30 +293,81 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func runAudit(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "verify" {
+	if len(args) == 0 || args[0] != "verify" && args[0] != "head" {
 		fmt.Fprint(stderr, auditUsage)
 		return exitUsage
 	}
-	fs := newFlags("audit verify", auditUsage, stderr)
+	sub := args[0]
+	fs := newFlags("audit "+sub, auditUsage, stderr)
 	dir := fs.String("data", "", "the data directory")
+	anchor := fs.String("anchor", "", "verify: a file of heads printed earlier by `elevate audit head`")
 	if code, ok := parseFlags(fs, args[1:]); !ok {
 		return code
 	}
-	if fs.NArg() != 0 || *dir == "" {
+	if fs.NArg() != 0 || *dir == "" || sub == "head" && *anchor != "" {
 		fs.Usage()
 		return exitUsage
 	}
-	st, code := openData("audit verify", *dir, true, stderr)
+	var anchors []store.AuditHead
+	if *anchor != "" {
+		var err error
+		if anchors, err = readAnchors(*anchor); err != nil {
+			fmt.Fprintf(stderr, "elevate audit verify: %v\n", err)
+			return exitUsage
+		}
+	}
+	st, code := openData("audit "+sub, *dir, true, stderr)
 	if st == nil {
 		return code
 	}
 	defer st.Close()
+	if sub == "head" {
+		heads, err := st.AuditHeads()
+		if err != nil {
+			fmt.Fprintf(stderr, "elevate audit head: %v\n", err)
+			return exitInternal
+		}
+		enc := json.NewEncoder(stdout)
+		for _, h := range heads {
+			if err := enc.Encode(h); err != nil {
+				fmt.Fprintf(stderr, "elevate audit head: %v\n", err)
+				return exitInternal
+			}
+		}
+		return exitOK
+	}
 	rep, err := st.VerifyAudit()
 	if err != nil {
 		fmt.Fprintf(stderr, "elevate audit verify: %v\n", err)
 		return exitInternal
 	}
+	breaks, err := st.CheckAnchors(anchors)
+	if err != nil {
+		fmt.Fprintf(stderr, "elevate audit verify: %v\n", err)
+		return exitInternal
+	}
+	rep.Breaks = append(rep.Breaks, breaks...)
 	return reportAudit(rep, stdout)
+}
+
+// readAnchors reads the JSON Lines `elevate audit head` prints.
+func readAnchors(path string) ([]store.AuditHead, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.AuditHead
+	for i, line := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var h store.AuditHead
+		if err := json.Unmarshal([]byte(line), &h); err != nil || h.OrgID == "" || h.Seq == 0 || h.Hash == "" {
+			return nil, fmt.Errorf("%s:%d: not an audit head (orgId, seq, hash)", path, i+1)
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // reportAudit prints a verification report and returns the exit status.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -30,9 +31,9 @@ const dataFixture = `{"kind":"partner","id":"01900000-0000-7000-8000-00000000000
 {"kind":"rule","id":"01900000-0000-7000-8000-0000000001a1","orgId":"` + tOrgA + `","name":"vendors","verdict":"auto_approve","matchSignerGroupId":"01900000-0000-7000-8000-0000000009a1"}
 {"kind":"policy","id":"01900000-0000-7000-8000-000000000ca1","orgId":"` + tOrgA + `","name":"pam on","features":{"pam":{"uacInterceptionEnabled":true}},"assignments":[{"level":"organization","targetId":"` + tOrgA + `","priority":1}]}
 {"id":"01900000-0000-7000-8000-000000100001","orgId":"` + tOrgA + `","deviceId":"` + tDevA + `","siteId":"` + tSiteA + `","flowType":"uac_intercept","status":"pending","subjectUsername":"sarah","commandLine":"setup.exe /S > log.txt","requestedAt":"2026-03-01T09:00:00Z","decision":{"outcome":"pending","decidedBy":"org_default"}}
-{"id":"01900000-0000-7000-8000-000000100002","orgId":"` + tOrgB + `","deviceId":"` + tDevB + `","flowType":"tech_jit_admin","status":"approved","subjectUsername":"tech","requestedAt":"2026-03-02T09:00:00Z","approvedAt":"2026-03-02T09:05:00Z","approvedBy":"admin","durationMinutes":30,"decision":{"outcome":"pending"}}
+{"id":"01900000-0000-7000-8000-000000100002","orgId":"` + tOrgB + `","deviceId":"` + tDevB + `","flowType":"tech_jit_admin","status":"approved","subjectUsername":"tech","requestedAt":"2026-03-02T09:00:00Z","approvedAt":"2026-03-02T09:05:00Z","expiresAt":"2026-03-02T09:35:00Z","approvedBy":"admin","durationMinutes":30,"decision":{"outcome":"pending"}}
 {"id":"01900000-0000-7000-8000-000000100003","orgId":"` + tOrgA + `","deviceId":"` + tDevA + `","flowType":"ai_tool_action","status":"denied","subjectUsername":"bot","toolName":"shell.exec","riskTier":4,"requestedAt":"2026-03-03T09:00:00Z","deniedAt":"2026-03-03T09:00:00Z","decision":{"outcome":"denied","decidedBy":"rule","ruleId":"01900000-0000-7000-8000-0000000001a1","ruleName":"vendors"}}
-{"id":"01900000-0000-7000-8000-000000100004","orgId":"` + tOrgA + `","deviceId":"` + tDevA + `","flowType":"uac_intercept","status":"auto_approved","subjectUsername":"sarah","requestedAt":"2026-03-04T09:00:00Z","approvedAt":"2026-03-04T09:00:00Z","decision":{"outcome":"auto_approved","decidedBy":"rule","ruleId":"01900000-0000-7000-8000-0000000001a1","ruleName":"vendors"}}
+{"id":"01900000-0000-7000-8000-000000100004","orgId":"` + tOrgA + `","deviceId":"` + tDevA + `","flowType":"uac_intercept","status":"auto_approved","subjectUsername":"sarah","requestedAt":"2026-03-04T09:00:00Z","approvedAt":"2026-03-04T09:00:00Z","expiresAt":"2026-03-04T09:15:00Z","decision":{"outcome":"auto_approved","decidedBy":"rule","ruleId":"01900000-0000-7000-8000-0000000001a1","ruleName":"vendors"}}
 `
 
 func runIn(stdin string, args ...string) (int, string, string) {
@@ -181,7 +182,7 @@ func TestDataImportRefused(t *testing.T) {
 		t.Fatalf("exit %d, want %d\n%s%s", code, exitInternal, out, errOut)
 	}
 	want := []string{
-		file + ":2: site not-a-uuid: id: must be a UUID",
+		file + ":2: site not-a-uuid: id: must be a UUID (not the nil UUID)",
 		file + ":4: request 01900000-0000-7000-8000-000000100001 already exists with different content",
 		file + `:5: unknown kind "gizmo"`,
 		"elevate import: 3 invalid line(s); nothing imported",
@@ -272,5 +273,39 @@ func TestHasDataFlag(t *testing.T) {
 		if got := hasDataFlag(strings.Fields(args)); got != want {
 			t.Errorf("hasDataFlag(%q) = %v, want %v", args, got, want)
 		}
+	}
+}
+
+func TestAuditHeadAnchors(t *testing.T) {
+	dir := importedDir(t)
+	code, heads, errOut := runCmd("audit", "head", "--data", dir)
+	if code != exitOK || strings.Count(heads, "\n") != 2 || !strings.Contains(heads, `"seq":1`) {
+		t.Fatalf("audit head: exit %d\n%s%s", code, heads, errOut)
+	}
+	anchor := filepath.Join(t.TempDir(), "anchor.jsonl")
+	write := func(s string) {
+		if err := os.WriteFile(anchor, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(heads)
+	if code, out, _ := runCmd("audit", "verify", "--data", dir, "--anchor", anchor); code != exitOK {
+		t.Fatalf("anchored verify: exit %d: %s", code, out)
+	}
+	// An anchor the chain no longer has (taken "later" than the chain now
+	// ends, as after records were cut from the end), and one whose hash
+	// differs (as after a consistent rewrite).
+	first, _, _ := strings.Cut(heads, "\n")
+	gone := strings.Replace(first, `"seq":1`, `"seq":9`, 1)
+	rewritten := regexp.MustCompile(`"hash":"[0-9a-f]{64}"`).ReplaceAllString(first, `"hash":"`+strings.Repeat("0", 64)+`"`)
+	write(gone + "\n" + rewritten + "\n")
+	code, out, _ := runCmd("audit", "verify", "--data", dir, "--anchor", anchor)
+	if code != exitInternal || !strings.Contains(out, "record 9") || !strings.Contains(out, "anchored record is gone") ||
+		!strings.Contains(out, "differs from the anchored one") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	write("not json\n")
+	if code, _, errOut := runCmd("audit", "verify", "--data", dir, "--anchor", anchor); code != exitUsage || !strings.Contains(errOut, ":1: not an audit head") {
+		t.Fatalf("bad anchor file: exit %d: %s", code, errOut)
 	}
 }

@@ -27,7 +27,9 @@ Usage:
          --inventory --policies] [--no-requests]
                                                  write stored state as JSON Lines (default: requests)
   elevate import --data DIR [--dry-run] [FILE]   load JSON Lines into a data directory, all or nothing
-  elevate audit verify --data DIR                check every organisation's audit chain
+  elevate audit verify --data DIR [--anchor FILE]
+                                                 check every organisation's audit chain
+  elevate audit head --data DIR                  print each chain's head, to keep elsewhere as an anchor
   elevate decide [--explain] [--rules DIR] [FILE]
                                                  decide one request (JSON from FILE or stdin)
   elevate version                                print the version
