@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -615,4 +616,20 @@ func TestSweepLargeRows(t *testing.T) {
 	if err != nil || res.Stale != n {
 		t.Fatalf("%+v %v", res, err)
 	}
+}
+
+func TestRunSweeperExpiresOnItsTicker(t *testing.T) {
+	f := newFixture(t, rule("allow", 1, engine.VerdictAutoApprove, signer("S")))
+	a := f.uac(t, `C:\a.exe`, "S").Request
+	f.clock.Advance(time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.svc.RunSweeper(ctx, time.Millisecond, func(err error) { t.Error(err) }); close(done) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if r, _ := f.st.Request(f.org, a.ID); r.Status == store.StatusExpired {
+			return
+		}
+	}
+	t.Fatal("the sweeper never expired the grant")
 }
