@@ -59,12 +59,9 @@ func (s *Service) Respond(in RespondInput) (*store.Request, error) {
 	var out *store.Request
 	err := s.st.Update(func(tx *store.Tx) error {
 		now := s.clock.Now()
-		r, err := tx.Request(in.OrgID, in.ID)
+		r, err := requestFor(tx, in.OrgID, in.ID, in.Sites)
 		if err != nil {
 			return err
-		}
-		if !siteAllowed(in.Sites, r.SiteID) {
-			return ErrSiteDenied
 		}
 		if in.Decision == Approve && r.SubjectUserID != "" && r.SubjectUserID == in.Actor.ID {
 			return ErrSelfApproval
@@ -118,12 +115,9 @@ func (s *Service) Revoke(in RevokeInput) (*store.Request, error) {
 	var out *store.Request
 	err := s.st.Update(func(tx *store.Tx) error {
 		now := s.clock.Now()
-		r, err := tx.Request(in.OrgID, in.ID)
+		r, err := requestFor(tx, in.OrgID, in.ID, in.Sites)
 		if err != nil {
 			return err
-		}
-		if !siteAllowed(in.Sites, r.SiteID) {
-			return ErrSiteDenied
 		}
 		if !r.Status.Active() {
 			return &StateError{ID: r.ID, Want: "active", Current: r.Status}
@@ -334,6 +328,19 @@ func (s *Service) RunSweeper(ctx context.Context, interval time.Duration, onErr 
 			}
 		}
 	}
+}
+
+// requestFor reads the request a caller restricted to sites (nil: any) may
+// act on: ErrNotFound outside the org, ErrSiteDenied outside the sites.
+func requestFor(tx *store.Tx, org, id string, sites []string) (*store.Request, error) {
+	r, err := tx.Request(org, id)
+	if err != nil {
+		return nil, err
+	}
+	if !siteAllowed(sites, r.SiteID) {
+		return nil, ErrSiteDenied
+	}
+	return r, nil
 }
 
 func siteAllowed(sites []string, site string) bool {

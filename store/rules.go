@@ -60,12 +60,16 @@ func (tx *Tx) PutRule(r *engine.Rule) (version uint64, err error) {
 }
 
 // DeleteRule removes a rule; ErrNotFound if it does not exist.
-func (tx *Tx) DeleteRule(org, id string) (uint64, error) {
+func (tx *Tx) DeleteRule(org, id string) (uint64, error) { return tx.deleteVersioned(pRule, org, id) }
+
+// deleteVersioned removes a rule or signer group and bumps the org's
+// rule-set version; ErrNotFound if there is no such entry.
+func (tx *Tx) deleteVersioned(prefix byte, org, id string) (uint64, error) {
 	v, err := ids(org, id)
 	if err != nil {
 		return 0, ErrNotFound
 	}
-	k := key(pRule, v[0][:], v[1][:])
+	k := key(prefix, v[0][:], v[1][:])
 	if _, ok, err := tx.get(k); err != nil {
 		return 0, err
 	} else if !ok {
@@ -186,18 +190,7 @@ func (tx *Tx) PutSignerGroup(g *engine.SignerGroup) (uint64, error) {
 
 // DeleteSignerGroup removes a signer group; ErrNotFound if absent.
 func (tx *Tx) DeleteSignerGroup(org, id string) (uint64, error) {
-	v, err := ids(org, id)
-	if err != nil {
-		return 0, ErrNotFound
-	}
-	k := key(pSignerGroup, v[0][:], v[1][:])
-	if _, ok, err := tx.get(k); err != nil {
-		return 0, err
-	} else if !ok {
-		return 0, ErrNotFound
-	}
-	tx.del(k)
-	return tx.bumpVersion(v[0])
+	return tx.deleteVersioned(pSignerGroup, org, id)
 }
 
 // RuleVersion reads the organisation's rule-set version inside an

@@ -195,28 +195,21 @@ type write struct {
 	del      bool
 }
 
-func (tx *Tx) set(k, v []byte) {
-	if tx.local == nil {
-		tx.local = map[string]int{}
-	}
-	if i, ok := tx.local[string(k)]; ok {
-		tx.writes[i] = write{key: k, val: v}
-		return
-	}
-	tx.local[string(k)] = len(tx.writes)
-	tx.writes = append(tx.writes, write{key: k, val: v})
-}
+func (tx *Tx) set(k, v []byte) { tx.buffer(write{key: k, val: v}) }
 
-func (tx *Tx) del(k []byte) {
+func (tx *Tx) del(k []byte) { tx.buffer(write{key: k, del: true}) }
+
+// buffer records a write, replacing an earlier one to the same key.
+func (tx *Tx) buffer(w write) {
 	if tx.local == nil {
 		tx.local = map[string]int{}
 	}
-	if i, ok := tx.local[string(k)]; ok {
-		tx.writes[i] = write{key: k, del: true}
+	if i, ok := tx.local[string(w.key)]; ok {
+		tx.writes[i] = w
 		return
 	}
-	tx.local[string(k)] = len(tx.writes)
-	tx.writes = append(tx.writes, write{key: k, del: true})
+	tx.local[string(w.key)] = len(tx.writes)
+	tx.writes = append(tx.writes, w)
 }
 
 // get returns a copy of the value at k, or ok=false.
