@@ -409,6 +409,9 @@ func BenchmarkStoreScan(b *testing.B) {
 		{"90d", "json", storeStart, storeEnd, sf.marker.Counts.Rows, func(fn func(*store.Request) bool) error {
 			return scanJSON(getJSONFixture(b).db, storeStart, storeEnd, fn)
 		}},
+		{"90d", "binary-borrowed", storeStart, storeEnd, sf.marker.Counts.Rows, func(fn func(*store.Request) bool) error {
+			return sf.st.ScanRows(store.ScanOptions{From: storeStart, To: storeEnd}, fn)
+		}},
 		{"1d", "binary", storeDayFrom, storeDayTo, sf.marker.Counts.DayAll, scanBinary(storeDayFrom, storeDayTo)},
 	}
 	for _, sc := range scans {
@@ -440,6 +443,41 @@ func BenchmarkStoreScan(b *testing.B) {
 			}
 		})
 	}
+	// The same whole-window scan on both cores: ScanRowsParallel cuts the
+	// window into two halves scanned concurrently from one snapshot.
+	b.Run("window=90d/format=binary-parallel", func(b *testing.B) {
+		const workers = 2
+		var counts [workers]struct {
+			n       int
+			outside bool
+			_       [48]byte // keep the two counters off one cache line
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			counts = [workers]struct {
+				n       int
+				outside bool
+				_       [48]byte
+			}{}
+			err := sf.st.ScanRowsParallel(store.ScanOptions{From: storeStart, To: storeEnd}, workers, func(w int, r *store.Request) bool {
+				counts[w].n++
+				if r.RequestedAt.Before(storeStart) || r.RequestedAt.After(storeEnd) {
+					counts[w].outside = true
+				}
+				return true
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		n := counts[0].n + counts[1].n
+		if n != sf.marker.Counts.Rows || counts[0].outside || counts[1].outside {
+			b.Fatalf("parallel scan decoded %d rows, want %d", n, sf.marker.Counts.Rows)
+		}
+		if s := b.Elapsed().Seconds(); s > 0 {
+			b.ReportMetric(float64(n)*float64(b.N)/s, "rows/s")
+		}
+	})
 }
 
 // BenchmarkStoreRowDecode decodes one request row per iteration, cycling

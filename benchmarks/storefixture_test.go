@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/elevate-pam/elevate/engine"
 	"github.com/elevate-pam/elevate/store"
 )
@@ -34,7 +35,7 @@ const (
 
 	storeRows    = 1_000_000
 	storeChunk   = 500 // requests per st.Update while building
-	storeVersion = "v1"
+	storeVersion = "v2"
 )
 
 // The rows' requestedAt times cover the 90 days before storeEnd (the
@@ -753,7 +754,8 @@ func requestKeyOf(r *store.Request) ([]byte, error) {
 // jsonBadgerOptions are store.Open's badger options (without sync).
 func jsonBadgerOptions(dir string) badger.Options {
 	return badger.DefaultOptions(dir).WithSyncWrites(false).WithLogger(nil).
-		WithNumVersionsToKeep(1).WithMetricsEnabled(false)
+		WithNumVersionsToKeep(1).WithMetricsEnabled(false).
+		WithChecksumVerificationMode(options.OnBlockRead).WithCompression(options.None)
 }
 
 func getJSONFixture(tb testing.TB) *jsonFixture {

@@ -233,12 +233,45 @@ var kinds = func() [tMax]fieldKind {
 
 // decodeRequest decodes a row. The strings of the result share buf, which
 // must not be modified afterwards (callers pass a copy they own).
-func decodeRequest(buf []byte, r *Request) error {
+func decodeRequest(buf []byte, r *Request) error { return decodeRow(buf, r, nil) }
+
+// rowScratch lets a scan decode row after row without allocating: the
+// pointer and slice fields of the decoded request point into it, and id
+// strings repeat (a device's requests share its id).
+type rowScratch struct {
+	ids    map[ID]string
+	pid    int64
+	tier   int
+	groups []string
+}
+
+func (d *rowScratch) idString(id ID) string {
+	if id == NilID {
+		return ""
+	}
+	if s, ok := d.ids[id]; ok {
+		return s
+	}
+	s := id.String()
+	if len(d.ids) < 1<<16 {
+		d.ids[id] = s
+	}
+	return s
+}
+
+// decodeRow decodes a row into r. With d nil every pointer and slice of r
+// is newly allocated; with d they live in d and are overwritten by the next
+// row decoded with it.
+func decodeRow(buf []byte, r *Request, d *rowScratch) error {
 	f, err := decodeFacet(buf)
 	if err != nil {
 		return err
 	}
-	*r = Request{Status: f.status, Flow: f.flow, DeviceID: f.device.String(), SiteID: f.site.String()}
+	if d != nil {
+		*r = Request{Status: f.status, Flow: f.flow, DeviceID: d.idString(f.device), SiteID: d.idString(f.site)}
+	} else {
+		*r = Request{Status: f.status, Flow: f.flow, DeviceID: f.device.String(), SiteID: f.site.String()}
+	}
 	b := buf[facetLen:]
 	for len(b) > 0 {
 		tag := b[0]
@@ -269,7 +302,12 @@ func decodeRequest(buf []byte, r *Request) error {
 				return fmt.Errorf("field %d: truncated list", tag)
 			}
 			b = b[k:]
-			list := make([]string, 0, cnt)
+			var list []string
+			if d != nil && d.groups != nil {
+				list = d.groups[:0] // present, even when empty
+			} else {
+				list = make([]string, 0, cnt)
+			}
 			for range cnt {
 				l, k := binary.Uvarint(b)
 				if k <= 0 || uint64(len(b)-k) < l {
@@ -279,6 +317,9 @@ func decodeRequest(buf []byte, r *Request) error {
 				b = b[k+int(l):]
 			}
 			r.AdGroups = list
+			if d != nil {
+				d.groups = list
+			}
 			continue
 		}
 		t := func() time.Time { return time.Unix(0, n).UTC() }
@@ -302,12 +343,21 @@ func decodeRequest(buf []byte, r *Request) error {
 		case tCommandLine:
 			r.CommandLine = s
 		case tPID:
-			r.PID = &n
+			if d != nil {
+				d.pid, r.PID = n, &d.pid
+			} else {
+				pid := n
+				r.PID = &pid
+			}
 		case tToolName:
 			r.ToolName = s
 		case tRiskTier:
-			v := int(n)
-			r.RiskTier = &v
+			if d != nil {
+				d.tier, r.RiskTier = int(n), &d.tier
+			} else {
+				v := int(n)
+				r.RiskTier = &v
+			}
 		case tActionDigest:
 			r.ActionDigest = s
 		case tExecutionID:
@@ -396,3 +446,18 @@ func MarshalRow(r *Request) ([]byte, error) {
 // UnmarshalRow decodes a binary row. The request's strings share b, which
 // the caller must not modify afterwards.
 func UnmarshalRow(b []byte, r *Request) error { return decodeRequest(b, r) }
+
+// Clone returns a copy of r that shares no memory with it: what a
+// ScanRows callback must keep.
+func (r *Request) Clone() *Request {
+	b, err := encodeRequest(nil, r)
+	if err != nil { // ids that do not parse: copy field by field
+		c := *r
+		return &c
+	}
+	var c Request
+	if decodeRequest(b, &c) != nil {
+		c = *r
+	}
+	return &c
+}

@@ -66,6 +66,11 @@ func (id ID) String() string {
 		return ""
 	}
 	var b [36]byte
+	id.format(&b)
+	return string(b[:])
+}
+
+func (id ID) format(b *[36]byte) {
 	hex.Encode(b[0:8], id[0:4])
 	b[8] = '-'
 	hex.Encode(b[9:13], id[4:6])
@@ -75,7 +80,6 @@ func (id ID) String() string {
 	hex.Encode(b[19:23], id[8:10])
 	b[23] = '-'
 	hex.Encode(b[24:], id[10:])
-	return string(b[:])
 }
 
 // NewID returns a version 7 UUID: 48 bits of Unix milliseconds from t, then

@@ -2,9 +2,12 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -129,13 +132,24 @@ func getRequest(rd reader, org, id ID) (*Request, error) {
 // (prefix, org, requestedAt, id) names: a row copied under another key is
 // damage, never another request.
 func rowMatchesKey(r *Request, k []byte) error {
-	id, err1 := ParseID(r.ID)
-	org, err2 := ParseID(r.OrgID)
-	if err1 != nil || err2 != nil || len(k) != 1+16+8+16 || !bytes.Equal(org[:], k[1:17]) ||
-		!bytes.Equal(ts(r.RequestedAt), k[17:25]) || !bytes.Equal(id[:], k[25:]) {
+	if len(k) != 1+16+8+16 || !idText(k[1:17], r.OrgID) || !idText(k[25:], r.ID) ||
+		binary.BigEndian.Uint64(k[17:25]) != uint64(r.RequestedAt.UnixNano())^(1<<63) {
 		return fmt.Errorf("row's id, org or requestedAt differ from its key")
 	}
 	return nil
+}
+
+// idText reports whether s is the canonical text of the 16-byte id b (the
+// form the store writes ids in), without allocating.
+func idText(b []byte, s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	var id ID
+	copy(id[:], b)
+	var buf [36]byte
+	id.format(&buf)
+	return string(buf[:]) == s
 }
 
 // Filter selects requests for ListRequests (pam-semantics §9). Zero fields
@@ -369,11 +383,111 @@ type ScanOptions struct {
 }
 
 // ScanRequests decodes every request in range and calls fn with it until
-// fn returns false. With OrgID empty it visits organisation by organisation
-// (in id order), each in time order. The rows are read straight from the primary table,
-// which is in time order, so a window scan is one sequential read. fn may
-// keep the request.
+// fn returns false. fn may keep the request. With OrgID empty it visits
+// organisation by organisation (in id order), each in time order.
 func (s *Store) ScanRequests(o ScanOptions, fn func(*Request) bool) error {
+	return s.scanRows(o, func(k []byte, item *badger.Item) (bool, error) {
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return false, err
+		}
+		r := new(Request)
+		if err := decodeRequest(v, r); err != nil {
+			return false, err
+		}
+		if err := rowMatchesKey(r, k); err != nil {
+			return false, err
+		}
+		return fn(r), nil
+	})
+}
+
+// ScanRows is ScanRequests for scans that look at each request once, such
+// as preview and replay: the request passed to fn, and every string, slice
+// and pointer in it, is valid only until fn returns (call Clone to keep
+// one), which lets the scan decode without allocating.
+func (s *Store) ScanRows(o ScanOptions, fn func(*Request) bool) error {
+	return s.scanRows(o, borrowed(fn))
+}
+
+// ScanRowsParallel is ScanRows on several goroutines over one snapshot:
+// the window (From and To must both be set) is cut into workers slices of
+// equal duration, each scanned by its own worker, and fn is called
+// concurrently, with the worker's index (0 ≤ worker < workers); one
+// worker's calls come in ScanRows order within its slice. When any call
+// returns false, every worker stops soon after.
+func (s *Store) ScanRowsParallel(o ScanOptions, workers int, fn func(worker int, r *Request) bool) error {
+	if workers < 1 || o.From.IsZero() || o.To.IsZero() {
+		return fmt.Errorf("store: a parallel scan needs workers ≥ 1 and a bounded window")
+	}
+	from, to := clampTime(o.From), clampTime(o.To)
+	if to.Before(from) {
+		return nil
+	}
+	span := to.Sub(from) / time.Duration(workers)
+	var stop atomic.Bool
+	errs := make([]error, workers)
+	err := s.view(func(rd view) error {
+		var wg sync.WaitGroup
+		for w := range workers {
+			part := o
+			part.From = from.Add(time.Duration(w) * span)
+			part.To = from.Add(time.Duration(w+1)*span - 1)
+			if w == workers-1 {
+				part.To = to
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[w] = scanRange(rd, part, borrowed(func(r *Request) bool {
+					if stop.Load() || !fn(w, r) {
+						stop.Store(true)
+						return false
+					}
+					return true
+				}))
+			}()
+		}
+		wg.Wait()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// borrowed adapts fn to a row visitor that decodes each row in place, into
+// one reused request.
+func borrowed(fn func(*Request) bool) func(k []byte, item *badger.Item) (bool, error) {
+	d := &rowScratch{ids: map[ID]string{}}
+	var r Request
+	return func(k []byte, item *badger.Item) (bool, error) {
+		more := true
+		err := item.Value(func(v []byte) error {
+			if err := decodeRow(v, &r, d); err != nil {
+				return err
+			}
+			if err := rowMatchesKey(&r, k); err != nil {
+				return err
+			}
+			more = fn(&r)
+			return nil
+		})
+		r = Request{}
+		return more, err
+	}
+}
+
+// scanRows walks the primary table over o's range, which is in time order
+// within each organisation, jumping over the part of each organisation
+// outside the window, and calls visit for each row in range. An error from
+// visit is reported as damage at that key.
+func (s *Store) scanRows(o ScanOptions, visit func(k []byte, item *badger.Item) (bool, error)) error {
+	return s.view(func(rd view) error { return scanRange(rd, o, visit) })
+}
+
+func scanRange(rd view, o ScanOptions, visit func(k []byte, item *badger.Item) (bool, error)) error {
 	prefix := []byte{pRequest}
 	if o.OrgID != "" {
 		org, err := ParseID(o.OrgID)
@@ -382,67 +496,59 @@ func (s *Store) ScanRequests(o ScanOptions, fn func(*Request) bool) error {
 		}
 		prefix = key(pRequest, org[:])
 	}
-	perOrg := o.OrgID != ""
-	return s.view(func(rd view) error {
-		it := rd.iter(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256, Reverse: o.Newest})
-		defer it.Close()
-		var from, to []byte
-		if !o.From.IsZero() {
-			from = ts(clampTime(o.From))
+	var from, to []byte
+	if !o.From.IsZero() {
+		from = ts(clampTime(o.From))
+	}
+	if !o.To.IsZero() {
+		to = ts(clampTime(o.To))
+	}
+	orgPrefix := func(k []byte) []byte { return slices.Clone(k[:17]) }
+	// Values are small and stored inline with their keys: prefetching
+	// would only add a copy and a goroutine per row.
+	it := rd.iter(badger.IteratorOptions{Prefix: prefix, Reverse: o.Newest})
+	defer it.Close()
+	switch {
+	case o.Newest && len(prefix) == 17:
+		it.Seek(upperSeek(prefix, o.To))
+	case o.Newest:
+		it.Seek(prefixEnd(prefix))
+	case len(prefix) == 17 && from != nil:
+		it.Seek(append(slices.Clone(prefix), from...))
+	default:
+		it.Rewind()
+	}
+	for it.Valid() {
+		item := it.Item()
+		k := item.Key()
+		if len(k) != 1+16+8+16 {
+			return corrupt(item.KeyCopy(nil), fmt.Errorf("malformed request key"))
 		}
-		if !o.To.IsZero() {
-			to = ts(clampTime(o.To))
-		}
+		t := k[17:25]
 		switch {
-		case perOrg && o.Newest:
-			if e := upperSeek(prefix, o.To); e != nil {
-				it.Seek(e)
-			} else {
-				it.Rewind()
-			}
-		case perOrg && from != nil:
-			it.Seek(append(slices.Clone(prefix), from...))
-		case o.Newest:
-			it.Seek(prefixEnd(prefix))
-		default:
-			it.Rewind()
+		case !o.Newest && from != nil && bytes.Compare(t, from) < 0:
+			it.Seek(append(orgPrefix(k), from...)) // to the window in this org
+			continue
+		case !o.Newest && to != nil && bytes.Compare(t, to) > 0:
+			it.Seek(prefixEnd(orgPrefix(k))) // past this org
+			continue
+		case o.Newest && to != nil && bytes.Compare(t, to) > 0:
+			it.Seek(upperSeek(orgPrefix(k), o.To)) // to the window in this org
+			continue
+		case o.Newest && from != nil && bytes.Compare(t, from) < 0:
+			it.Seek(orgPrefix(k)) // before this org: the previous one's newest
+			continue
 		}
-		for ; it.Valid(); it.Next() {
-			item := it.Item()
-			k := item.Key()
-			if len(k) != 1+16+8+16 {
-				return corrupt(item.KeyCopy(nil), fmt.Errorf("malformed request key"))
-			}
-			t := k[17:25]
-			if to != nil && bytes.Compare(t, to) > 0 {
-				if perOrg && !o.Newest {
-					break
-				}
-				continue
-			}
-			if from != nil && bytes.Compare(t, from) < 0 {
-				if perOrg && o.Newest {
-					break
-				}
-				continue
-			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return corrupt(item.KeyCopy(nil), err)
-			}
-			r := new(Request)
-			if err := decodeRequest(v, r); err != nil {
-				return corrupt(item.KeyCopy(nil), err)
-			}
-			if err := rowMatchesKey(r, k); err != nil {
-				return corrupt(item.KeyCopy(nil), err)
-			}
-			if !fn(r) {
-				return nil
-			}
+		more, err := visit(k, item)
+		if err != nil {
+			return corrupt(item.KeyCopy(nil), err)
 		}
-		return nil
-	})
+		if !more {
+			return nil
+		}
+		it.Next()
+	}
+	return nil
 }
 
 // Due lists, oldest first, up to limit requests that a sweep must expire

@@ -89,7 +89,13 @@ func Open(dir string, o Options) (*Store, error) {
 		WithMetricsEnabled(false).
 		// Every table block is checked against its checksum when read, so
 		// a damaged block is an error, never a misread row.
-		WithChecksumVerificationMode(options.OnBlockRead)
+		WithChecksumVerificationMode(options.OnBlockRead).
+		// Rows are already compact; decompressing every block on every
+		// scan cost more than the disk it saves (benchmarks/RESULTS.md).
+		WithCompression(options.None).
+		// Without compression table blocks are read in place from the
+		// memory-mapped tables; a block cache would only copy them.
+		WithBlockCacheSize(0)
 	if o.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
