@@ -35,7 +35,7 @@ const (
 
 	storeRows    = 1_000_000
 	storeChunk   = 500 // requests per st.Update while building
-	storeVersion = "v2"
+	storeVersion = "v3"
 )
 
 // The rows' requestedAt times cover the 90 days before storeEnd (the

@@ -34,6 +34,7 @@ import (
 //	'a' org seq                          audit record (JSON)
 //	'h' org                              audit chain head: seq(8) hash(32)
 //	'x' org command                      device command (JSON)
+//	'k' org status                       number of requests (8 bytes; status 0 = all)
 const (
 	pSchema      = 0x00
 	pPartner     = 'P'
@@ -55,6 +56,7 @@ const (
 	pAudit       = 'a'
 	pAuditHead   = 'h'
 	pCommand     = 'x'
+	pCount       = 'k'
 )
 
 // Secondary index kinds (after 'i' org).

@@ -254,10 +254,40 @@ func TestSchema(t *testing.T) {
 			t.Fatalf("Open = %v", err)
 		}
 	})
+	t.Run("version 1 gains request counters", func(t *testing.T) {
+		dir := t.TempDir()
+		st := openAt(t, dir)
+		org, dev := NewID(t0), NewID(t0)
+		var rs []*Request
+		for i, s := range []Status{StatusPending, StatusPending, StatusDenied, StatusApproved} {
+			rs = append(rs, newReq(org, dev, "", t0.Add(time.Duration(i)*time.Second), s))
+		}
+		putAll(t, st, rs...)
+		// What a version 1 directory looks like: no counters.
+		o, _ := ParseID(org)
+		for _, c := range []byte{0, statusCode(StatusPending), statusCode(StatusDenied), statusCode(StatusApproved)} {
+			rawDelete(t, st, key(pCount, o[:], []byte{c}))
+		}
+		rawPut(t, st, schemaKey, uvarint(1))
+		st.Close()
+		st, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		for s, want := range map[Status]int{"": 4, StatusPending: 2, StatusDenied: 1, StatusApproved: 1, StatusRevoked: 0} {
+			if _, total, err := st.ListRequests(Filter{OrgID: org, Status: s, Limit: 1}); err != nil || total != want {
+				t.Errorf("status %q: total %d, want %d (%v)", s, total, want, err)
+			}
+		}
+		if v, _ := rawGet(t, st, schemaKey); string(v) != string(uvarint(SchemaVersion)) {
+			t.Errorf("schema after migration: %v", v)
+		}
+	})
 	t.Run("older without migration", func(t *testing.T) {
 		dir := t.TempDir()
 		st := openAt(t, dir)
-		rawPut(t, st, schemaKey, uvarint(SchemaVersion-1))
+		rawPut(t, st, schemaKey, uvarint(0))
 		st.Close()
 		if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "no migration") {
 			t.Fatalf("Open = %v", err)

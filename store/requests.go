@@ -57,6 +57,21 @@ func (tx *Tx) PutRequest(r *Request) error {
 			tx.del(key(pExpiry, ts(old.ExpiresAt), org[:], id[:]))
 		}
 	}
+	if old == nil {
+		if err := tx.addCount(org, 0, 1); err != nil {
+			return err
+		}
+	}
+	if old == nil || old.Status != r.Status {
+		if old != nil {
+			if err := tx.addCount(org, statusCode(old.Status), -1); err != nil {
+				return err
+			}
+		}
+		if err := tx.addCount(org, statusCode(r.Status), 1); err != nil {
+			return err
+		}
+	}
 	tx.set(indexKey(org, ixStatus, []byte{statusCode(f.status)}, at, id), fv)
 	tx.set(indexKey(org, ixFlow, []byte{flowCode(f.flow)}, at, id), fv)
 	tx.set(indexKey(org, ixDevice, f.device[:], at, id), fv)
@@ -70,6 +85,29 @@ func (tx *Tx) PutRequest(r *Request) error {
 		tx.set(key(pExpiry, ts(r.ExpiresAt), org[:], id[:]), nil)
 	}
 	return nil
+}
+
+// addCount moves the organisation's request counter for a status (0: all
+// statuses) by delta.
+func (tx *Tx) addCount(org ID, status byte, delta int64) error {
+	k := key(pCount, org[:], []byte{status})
+	n, err := readCount(tx, k)
+	if err != nil {
+		return err
+	}
+	tx.set(k, u64(uint64(n+delta)))
+	return nil
+}
+
+func readCount(rd reader, k []byte) (int64, error) {
+	v, ok, err := rd.get(k)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, corrupt(k, fmt.Errorf("bad counter"))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
 }
 
 // Request reads one request inside the operation.
@@ -243,23 +281,45 @@ func listRequests(rd view, f Filter) ([]*Request, int, error) {
 			return nil, 0, nil
 		}
 	}
+	// Walk the smallest index range that one of the filters names; the
+	// other filters are tested on its entries.
+	var cands [][]byte
+	if ff.device != NilID {
+		cands = append(cands, key(pIndex, org[:], []byte{ixDevice}, ff.device[:]))
+	}
+	if ff.site != NilID {
+		cands = append(cands, key(pIndex, org[:], []byte{ixSite}, ff.site[:]))
+	}
+	if ff.status != 0 {
+		cands = append(cands, key(pIndex, org[:], []byte{ixStatus, ff.status}))
+	}
+	if ff.flow != 0 {
+		cands = append(cands, key(pIndex, org[:], []byte{ixFlow, ff.flow}))
+	}
 	var prefix []byte
-	switch {
-	case ff.device != NilID:
-		prefix = key(pIndex, org[:], []byte{ixDevice}, ff.device[:])
-	case ff.site != NilID:
-		prefix = key(pIndex, org[:], []byte{ixSite}, ff.site[:])
-	case ff.status != 0:
-		prefix = key(pIndex, org[:], []byte{ixStatus, ff.status})
-	case ff.flow != 0:
-		prefix = key(pIndex, org[:], []byte{ixFlow, ff.flow})
-	default:
+	switch len(cands) {
+	case 0:
 		prefix = key(pRequest, org[:])
+	case 1:
+		prefix = cands[0]
+	default:
+		prefix = smallestRange(rd, cands, f.From, f.To)
+	}
+	// With no filter but the status and no time bounds, the total is a
+	// stored counter and the walk stops at the end of the page.
+	counted := ff.device == NilID && ff.site == NilID && ff.flow == 0 && ff.sites == nil && f.From.IsZero() && f.To.IsZero()
+	total := 0
+	if counted {
+		n, err := readCount(rd, key(pCount, org[:], []byte{ff.status}))
+		if err != nil {
+			return nil, 0, err
+		}
+		total = int(n)
 	}
 	idOff := len(prefix) // offset of ts+id in the key
 	var ids [][]byte     // ts+id of the page
 	var out []*Request
-	total := 0
+	seen := 0
 	err = func() error {
 		it := rd.iter(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: false})
 		defer it.Close()
@@ -299,10 +359,16 @@ func listRequests(rd view, f Filter) ([]*Request, int, error) {
 			if !ok {
 				continue
 			}
-			if total >= f.Offset && (f.Limit <= 0 || len(ids) < f.Limit) {
+			if seen >= f.Offset && (f.Limit <= 0 || len(ids) < f.Limit) {
 				ids = append(ids, bytes.Clone(k[idOff:]))
 			}
-			total++
+			seen++
+			if counted && f.Limit > 0 && len(ids) == f.Limit {
+				break
+			}
+		}
+		if !counted {
+			total = seen
 		}
 		// The page's rows, from the same snapshot.
 		out = make([]*Request, 0, len(ids))
@@ -549,6 +615,43 @@ func scanRange(rd view, o ScanOptions, visit func(k []byte, item *badger.Item) (
 		it.Next()
 	}
 	return nil
+}
+
+// smallestRange returns the candidate index prefix with the fewest
+// entries in the window, walking all candidates' keys in step until the
+// first runs out: the cost is the smallest range times the candidates.
+func smallestRange(rd view, cands [][]byte, from, to time.Time) []byte {
+	type walker struct {
+		it     *badger.Iterator
+		prefix []byte
+	}
+	ws := make([]walker, len(cands))
+	for i, p := range cands {
+		it := rd.iter(badger.IteratorOptions{Prefix: p})
+		defer it.Close()
+		if from.IsZero() {
+			it.Rewind()
+		} else {
+			it.Seek(append(slices.Clone(p), ts(clampTime(from))...))
+		}
+		ws[i] = walker{it, p}
+	}
+	var end []byte
+	if !to.IsZero() {
+		end = ts(clampTime(to))
+	}
+	for {
+		for _, w := range ws {
+			if !w.it.Valid() {
+				return w.prefix
+			}
+			k := w.it.Item().Key()
+			if end != nil && len(k) >= len(w.prefix)+8 && bytes.Compare(k[len(w.prefix):len(w.prefix)+8], end) > 0 {
+				return w.prefix
+			}
+			w.it.Next()
+		}
+	}
 }
 
 // Due lists, oldest first, up to limit requests that a sweep must expire

@@ -36,11 +36,42 @@ import (
 )
 
 // SchemaVersion is the layout this build reads and writes.
-const SchemaVersion = 1
+//
+//	1  first layout
+//	2  per-organisation request counters ('k'), so unfiltered lists need
+//	   not count every row
+const SchemaVersion = 2
 
 // migrations[v] upgrades a store from schema v to v+1 inside one
 // transaction.
-var migrations = map[uint64]func(*badger.Txn) error{}
+var migrations = map[uint64]func(*badger.Txn) error{
+	1: countRequests,
+}
+
+// countRequests writes the request counters of every organisation from
+// the status index.
+func countRequests(txn *badger.Txn) error {
+	counts := map[[17]byte]int64{} // org + status (0: all)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pIndex}})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) < 19 || k[17] != ixStatus {
+			continue
+		}
+		var c [17]byte
+		copy(c[:16], k[1:17])
+		counts[c]++ // all statuses
+		c[16] = k[18]
+		counts[c]++
+	}
+	for c, n := range counts {
+		if err := txn.Set(key(pCount, c[:]), u64(uint64(n))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Options tune Open.
 type Options struct {
