@@ -120,6 +120,7 @@ func (s *Service) Ingest(in IngestInput) (*IngestResult, error) {
 		}); err != nil {
 			return nil, err
 		}
+		obs.SiteID = dev.SiteID
 	}
 }
 

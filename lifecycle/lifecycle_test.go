@@ -633,3 +633,35 @@ func TestRunSweeperExpiresOnItsTicker(t *testing.T) {
 	}
 	t.Fatal("the sweeper never expired the grant")
 }
+
+func TestIngestRedecidesWhenDeviceMovesSite(t *testing.T) {
+	// A rule scoped to the device's site approves; the device moves to
+	// another site while the decision is made: the request is decided
+	// again for the new site, where the rule does not apply.
+	f := newFixture(t)
+	if err := f.st.Update(func(tx *store.Tx) error {
+		_, err := tx.PutRule(&engine.Rule{ID: store.NewID(t0), OrgID: f.org, SiteID: sp(f.site), Name: "hq-only", Enabled: true,
+			Priority: 1, Verdict: engine.VerdictAutoApprove, MatchSigner: sp("S")})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	other := store.NewID(t0)
+	moved := false
+	f.svc.bridge = func(*store.Device) (*engine.Bridge, error) {
+		if !moved {
+			moved = true
+			return nil, f.st.Update(func(tx *store.Tx) error {
+				if err := tx.PutSite(&store.Site{ID: other, OrgID: f.org, Name: "Branch"}); err != nil {
+					return err
+				}
+				return tx.PutDevice(&store.Device{ID: f.device, OrgID: f.org, SiteID: other, Hostname: "h"})
+			})
+		}
+		return nil, nil
+	}
+	r := f.uac(t, `C:\a.exe`, "S").Request
+	if r.Status != store.StatusPending || r.SiteID != other {
+		t.Fatalf("%+v", r)
+	}
+}
