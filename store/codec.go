@@ -11,7 +11,7 @@ import (
 )
 
 // A request row is stored in a compact binary form, because the preview and
-// simulation scans decode millions of them (JSON decodes about ten times
+// simulation scans decode millions of them (JSON decodes some seventy times
 // slower). The layout is
 //
 //	header: format(1) status(1) flow(1) device(16) site(16)
