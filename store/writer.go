@@ -28,7 +28,9 @@ type op struct {
 // committed, or with fn's error and nothing written. fn may run more than
 // once (after a transaction conflict, or when its batch had to be split):
 // only the last run's writes count, so fn must not have effects outside tx
-// other than setting its own results.
+// other than setting its own results. fn runs on the writer goroutine: it
+// must not call Update (the writer would wait for itself), and everything
+// it does delays every other write.
 func (s *Store) Update(fn func(*Tx) error) error {
 	o := &op{fn: fn, done: make(chan error, 1)}
 	s.mu.RLock()
