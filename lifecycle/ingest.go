@@ -147,7 +147,9 @@ func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs 
 	} else {
 		d, version, bridge = s.decide(in, dev, org, obs, at)
 	}
-	stillHolds := func(tx *store.Tx) error {
+	// stillHolds also gives a fail-safe request the device's current site,
+	// so that it is decided by those who may act on that site.
+	stillHolds := func(tx *store.Tx, r *store.Request) error {
 		cur, err := tx.Device(dev.ID)
 		if err != nil {
 			return err
@@ -156,6 +158,9 @@ func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs 
 			return fmt.Errorf("%w: device %s is %s", ErrDeviceInactive, cur.ID, cur.Status)
 		}
 		if failSafe {
+			if r != nil {
+				r.SiteID = cur.SiteID
+			}
 			return nil
 		}
 		o, err := tx.Org(org.ID)
@@ -175,7 +180,7 @@ func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs 
 	res := &IngestResult{Decision: d}
 	if d.Outcome == engine.OutcomeIgnored {
 		err := s.st.Update(func(tx *store.Tx) error {
-			if err := stillHolds(tx); err != nil {
+			if err := stillHolds(tx, nil); err != nil {
 				return err
 			}
 			tx.Audit(store.AuditRecord{OrgID: org.ID, At: now, Action: auditIgnored, ActorKind: store.ActorPolicy,
@@ -257,7 +262,7 @@ func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs 
 		decided.Action, decided.Reason = auditDenied, r.DenialReason
 	}
 	err := s.st.Update(func(tx *store.Tx) error {
-		if err := stillHolds(tx); err != nil {
+		if err := stillHolds(tx, r); err != nil {
 			return err
 		}
 		if err := tx.PutRequest(r); err != nil {

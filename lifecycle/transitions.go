@@ -259,42 +259,61 @@ const sweepOpLimit = 50
 func (s *Service) Sweep() (SweepResult, error) {
 	var total SweepResult
 	var problems []error
+	// refused holds the requests the store would not expire (a damaged
+	// counter, a row that no longer validates): each is reported once and
+	// then passed over, so it cannot hold up the others.
+	refused := map[string]bool{}
 	for {
 		var res SweepResult
 		var bad []error
+		var newlyRefused []string
+		limit := sweepOpLimit + len(refused)
+		returned := 0
 		err := s.st.Update(func(tx *store.Tx) error {
-			res, bad = SweepResult{}, nil
+			res, bad, newlyRefused, returned = SweepResult{}, nil, nil, 0
 			now := s.clock.Now()
-			grants, stale, unreadable, err := tx.Due(now, s.ttl, sweepOpLimit)
+			grants, stale, unreadable, err := tx.Due(now, s.ttl, limit)
 			if err != nil {
 				return err
 			}
 			bad = unreadable
+			returned = len(grants) + len(stale)
 			expire := func(r *store.Request, cause string) error {
+				if refused[r.ID] {
+					return nil
+				}
+				sp := tx.Savepoint()
 				from := r.Status
 				r.Status, r.ExpiredAt, r.ExpiredCause = store.StatusExpired, now, cause
 				if err := tx.PutRequest(r); err != nil {
-					return err
+					var ce *store.CorruptError
+					var ie *store.InvalidError
+					if !errors.As(err, &ce) && !errors.As(err, &ie) {
+						return err
+					}
+					tx.Rollback(sp)
+					bad = append(bad, fmt.Errorf("request %s not expired: %w", r.ID, err))
+					newlyRefused = append(newlyRefused, r.ID)
+					return nil
 				}
 				tx.Audit(store.AuditRecord{OrgID: r.OrgID, At: now, Action: auditExpired, Subject: r.ID,
 					ActorKind: store.ActorSystem, From: string(from), To: string(r.Status),
 					Details: details(map[string]any{"cause": cause})})
+				if cause == expiredCauseWindow {
+					res.Grants++
+				} else {
+					res.Stale++
+				}
 				return nil
 			}
 			for _, r := range grants {
-				if r.Status.Active() && r.ExpiresAt.Before(now) {
-					if err := expire(r, expiredCauseWindow); err != nil {
-						return err
-					}
-					res.Grants++
+				if err := expire(r, expiredCauseWindow); err != nil {
+					return err
 				}
 			}
 			for _, r := range stale {
-				if r.Status == store.StatusPending && r.RequestedAt.Before(now.Add(-s.ttl)) {
-					if err := expire(r, expiredCauseStale); err != nil {
-						return err
-					}
-					res.Stale++
+				if err := expire(r, expiredCauseStale); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -302,12 +321,15 @@ func (s *Service) Sweep() (SweepResult, error) {
 		if err != nil {
 			return total, errors.Join(append(problems, err)...)
 		}
+		for _, id := range newlyRefused {
+			refused[id] = true
+		}
 		if len(problems) < 20 {
 			problems = append(problems, bad...)
 		}
 		total.Grants += res.Grants
 		total.Stale += res.Stale
-		if res.Grants+res.Stale < sweepOpLimit {
+		if returned < limit { // nothing more is due
 			return total, errors.Join(problems...)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -127,6 +129,9 @@ func decodeFacet(b []byte) (facet, error) {
 	f.status, f.flow = st, fl
 	copy(f.device[:], b[3:19])
 	copy(f.site[:], b[19:35])
+	if f.device == NilID {
+		return facet{}, errors.New("row names no device")
+	}
 	return f, nil
 }
 
@@ -450,14 +455,37 @@ func UnmarshalRow(b []byte, r *Request) error { return decodeRequest(b, r) }
 // Clone returns a copy of r that shares no memory with it: what a
 // ScanRows callback must keep.
 func (r *Request) Clone() *Request {
-	b, err := encodeRequest(nil, r)
-	if err != nil { // ids that do not parse: copy field by field
-		c := *r
-		return &c
+	c := *r
+	cloneStrings(reflect.ValueOf(&c).Elem())
+	if r.PID != nil {
+		v := *r.PID
+		c.PID = &v
 	}
-	var c Request
-	if decodeRequest(b, &c) != nil {
-		c = *r
+	if r.RiskTier != nil {
+		v := *r.RiskTier
+		c.RiskTier = &v
+	}
+	if r.AdGroups != nil {
+		c.AdGroups = make([]string, len(r.AdGroups))
+		for i, g := range r.AdGroups {
+			c.AdGroups[i] = strings.Clone(g)
+		}
 	}
 	return &c
+}
+
+// cloneStrings replaces every string field of a struct (and of structs in
+// it) with a copy.
+func cloneStrings(v reflect.Value) {
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(strings.Clone(f.String()))
+		case reflect.Struct:
+			if f.Type() != reflect.TypeOf(time.Time{}) {
+				cloneStrings(f)
+			}
+		}
+	}
 }

@@ -163,6 +163,14 @@ func keyString(k []byte) string {
 			names := map[byte]string{pRule: "rule", pSignerGroup: "signer-group", pSite: "site", pGroup: "device-group", pDevice: "device", pCommand: "command"}
 			return fmt.Sprintf("%s/%s/%s", names[k[0]], idAt(k[1:17]), idAt(k[17:]))
 		}
+	case pCount:
+		if len(k) == 18 {
+			st, _ := statusOf(k[17])
+			if st == "" {
+				st = "all"
+			}
+			return fmt.Sprintf("request-count/%s/%s", idAt(k[1:17]), st)
+		}
 	case pOrg, pPartner, pPolicy, pAuditHead, pVersion, pDeviceOrg:
 		if len(k) == 17 {
 			names := map[byte]string{pOrg: "org", pPartner: "partner", pPolicy: "policy", pAuditHead: "audit-head", pVersion: "rule-version", pDeviceOrg: "device-org"}

@@ -104,7 +104,7 @@ func readCount(rd reader, k []byte) (int64, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	if len(v) != 8 {
+	if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0 {
 		return 0, corrupt(k, fmt.Errorf("bad counter"))
 	}
 	return int64(binary.BigEndian.Uint64(v)), nil
@@ -320,6 +320,7 @@ func listRequests(rd view, f Filter) ([]*Request, int, error) {
 	var ids [][]byte     // ts+id of the page
 	var out []*Request
 	seen := 0
+	pageFull := false // the walk stopped at the end of the page
 	err = func() error {
 		it := rd.iter(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: false})
 		defer it.Close()
@@ -364,11 +365,19 @@ func listRequests(rd view, f Filter) ([]*Request, int, error) {
 			}
 			seen++
 			if counted && f.Limit > 0 && len(ids) == f.Limit {
+				pageFull = true
 				break
 			}
 		}
 		if !counted {
 			total = seen
+		} else if !pageFull {
+			// The walk reached the end of the range: the counter must
+			// agree with it.
+			if seen != total {
+				return corrupt(key(pCount, org[:], []byte{ff.status}),
+					fmt.Errorf("counter says %d requests, the index holds %d", total, seen))
+			}
 		}
 		// The page's rows, from the same snapshot.
 		out = make([]*Request, 0, len(ids))
@@ -490,7 +499,12 @@ func (s *Store) ScanRowsParallel(o ScanOptions, workers int, fn func(worker int,
 	if to.Before(from) {
 		return nil
 	}
-	span := to.Sub(from) / time.Duration(workers)
+	if d := to.Sub(from); d < time.Duration(workers) {
+		workers = int(d) + 1 // no empty slices
+	}
+	// Slices of span nanoseconds, the last one shorter: none overlaps and
+	// together they cover [from, to].
+	span := to.Sub(from)/time.Duration(workers) + 1
 	var stop atomic.Bool
 	errs := make([]error, workers)
 	err := s.view(func(rd view) error {
@@ -499,12 +513,21 @@ func (s *Store) ScanRowsParallel(o ScanOptions, workers int, fn func(worker int,
 			part := o
 			part.From = from.Add(time.Duration(w) * span)
 			part.To = from.Add(time.Duration(w+1)*span - 1)
-			if w == workers-1 {
+			if w == workers-1 || part.To.After(to) {
 				part.To = to
+			}
+			if part.From.After(to) {
+				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer func() {
+					if p := recover(); p != nil {
+						errs[w] = fmt.Errorf("store: parallel scan worker %d panicked: %v", w, p)
+						stop.Store(true)
+					}
+				}()
 				errs[w] = scanRange(rd, part, borrowed(func(r *Request) bool {
 					if stop.Load() || !fn(w, r) {
 						stop.Store(true)
@@ -512,6 +535,9 @@ func (s *Store) ScanRowsParallel(o ScanOptions, workers int, fn func(worker int,
 					}
 					return true
 				}))
+				if errs[w] != nil {
+					stop.Store(true)
+				}
 			}()
 		}
 		wg.Wait()
@@ -709,7 +735,7 @@ func sweepEntryHolds(prefix byte, k []byte, r *Request) bool {
 	if prefix == pExpiry {
 		return r.Status.Active() && bytes.Equal(ts(r.ExpiresAt), k[1:9])
 	}
-	return r.Status == StatusPending
+	return r.Status == StatusPending && bytes.Equal(ts(r.RequestedAt), k[1:9])
 }
 
 // Request reads one request in the snapshot.

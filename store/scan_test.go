@@ -116,3 +116,75 @@ func TestScanRowsParallel(t *testing.T) {
 		t.Fatal("an unbounded parallel scan was accepted")
 	}
 }
+
+// A window shorter than the workers are many is not cut into empty or
+// repeated slices: every row is visited once, also at the smallest instant.
+func TestScanRowsParallelTinyWindow(t *testing.T) {
+	st := openTemp(t)
+	org, dev := NewID(t0), NewID(t0)
+	r := newReq(org, dev, "", minTime, StatusPending)
+	putAll(t, st, r)
+	var mu sync.Mutex
+	n := 0
+	for _, w := range [][2]time.Time{{minTime, minTime}, {minTime, minTime.Add(1)}, {time.Time{}.Add(1), minTime.Add(2)}} {
+		n = 0
+		if err := st.ScanRowsParallel(ScanOptions{From: w[0], To: w[1]}, 4, func(int, *Request) bool {
+			mu.Lock()
+			n++
+			mu.Unlock()
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("window %v: row visited %d times", w, n)
+		}
+	}
+}
+
+func TestSavepointRollback(t *testing.T) {
+	st := openTemp(t)
+	org := NewID(t0)
+	mustUpdate(t, st, func(tx *Tx) error { return tx.PutOrg(&Org{ID: org, Name: "before"}) })
+	mustUpdate(t, st, func(tx *Tx) error {
+		tx.Audit(AuditRecord{OrgID: org, Action: "kept", ActorKind: ActorSystem, At: t0})
+		sp := tx.Savepoint()
+		if err := tx.PutOrg(&Org{ID: org, Name: "dropped"}); err != nil {
+			return err
+		}
+		tx.Audit(AuditRecord{OrgID: org, Action: "dropped", ActorKind: ActorSystem, At: t0})
+		if o, _ := tx.Org(org); o.Name != "dropped" {
+			t.Errorf("inside: %q", o.Name)
+		}
+		tx.Rollback(sp)
+		if o, _ := tx.Org(org); o.Name != "before" {
+			t.Errorf("after rollback: %q", o.Name)
+		}
+		return nil
+	})
+	var acts []string
+	st.AuditLog(org, 0, func(r *AuditRecord) bool { acts = append(acts, r.Action); return true })
+	if len(acts) != 1 || acts[0] != "kept" {
+		t.Fatalf("audit %v", acts)
+	}
+	var o *Org
+	st.View(func(s *Snapshot) error { var err error; o, err = s.Org(org); return err })
+	if o.Name != "before" {
+		t.Fatalf("stored %q", o.Name)
+	}
+}
+
+// A counter that disagrees with the index it counts is reported, not
+// believed, whenever a list walks the whole range.
+func TestCounterDisagreementIsReported(t *testing.T) {
+	st := openTemp(t)
+	org, dev := NewID(t0), NewID(t0)
+	putAll(t, st, newReq(org, dev, "", t0, StatusPending), newReq(org, dev, "", t0.Add(time.Second), StatusPending))
+	o, _ := ParseID(org)
+	rawPut(t, st, key(pCount, o[:], []byte{statusCode(StatusPending)}), u64(5))
+	if _, _, err := st.ListRequests(Filter{OrgID: org, Status: StatusPending, Limit: 50}); err == nil {
+		t.Fatal("a wrong counter was believed")
+	} else if ce := asCorrupt(t, err); !strings.HasPrefix(ce.Key, "request-count/") {
+		t.Fatalf("key %s", ce.Key)
+	}
+}

@@ -42,35 +42,45 @@ import (
 //	   not count every row
 const SchemaVersion = 2
 
-// migrations[v] upgrades a store from schema v to v+1 inside one
-// transaction.
-var migrations = map[uint64]func(*badger.Txn) error{
+// migrations[v] upgrades a store from schema v to v+1. A migration must be
+// safe to run again: the schema version moves only after it has finished,
+// so one interrupted runs again at the next open.
+var migrations = map[uint64]func(*badger.DB) error{
 	1: countRequests,
 }
 
 // countRequests writes the request counters of every organisation from
-// the status index.
-func countRequests(txn *badger.Txn) error {
+// the status index, in write batches so that any number of organisations
+// fits.
+func countRequests(db *badger.DB) error {
 	counts := map[[17]byte]int64{} // org + status (0: all)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pIndex}})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		k := it.Item().Key()
-		if len(k) < 19 || k[17] != ixStatus {
-			continue
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pIndex}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) < 19 || k[17] != ixStatus {
+				continue
+			}
+			var c [17]byte
+			copy(c[:16], k[1:17])
+			counts[c]++ // all statuses
+			c[16] = k[18]
+			counts[c]++
 		}
-		var c [17]byte
-		copy(c[:16], k[1:17])
-		counts[c]++ // all statuses
-		c[16] = k[18]
-		counts[c]++
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
 	for c, n := range counts {
-		if err := txn.Set(key(pCount, c[:]), u64(uint64(n))); err != nil {
+		if err := wb.Set(key(pCount, c[:]), u64(uint64(n))); err != nil {
 			return err
 		}
 	}
-	return nil
+	return wb.Flush()
 }
 
 // Options tune Open.
@@ -195,12 +205,10 @@ func checkSchema(db *badger.DB, dir string) error {
 		if m == nil {
 			return fmt.Errorf("store: no migration from schema version %d", v)
 		}
-		if err := db.Update(func(txn *badger.Txn) error {
-			if err := m(txn); err != nil {
-				return err
-			}
-			return txn.Set(schemaKey, uvarint(v+1))
-		}); err != nil {
+		if err := m(db); err != nil {
+			return fmt.Errorf("store: migrating %s from schema %d: %w", absPath(dir), v, err)
+		}
+		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(schemaKey, uvarint(v+1)) }); err != nil {
 			return fmt.Errorf("store: migrating %s from schema %d: %w", absPath(dir), v, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -201,17 +202,35 @@ func (tx *Tx) set(k, v []byte) { tx.buffer(write{key: k, val: v}) }
 
 func (tx *Tx) del(k []byte) { tx.buffer(write{key: k, del: true}) }
 
-// buffer records a write, replacing an earlier one to the same key.
+// buffer records a write. Writes are only appended (a later one to the
+// same key wins when they are applied in order), so a savepoint is just a
+// length.
 func (tx *Tx) buffer(w write) {
 	if tx.local == nil {
 		tx.local = map[string]int{}
 	}
-	if i, ok := tx.local[string(w.key)]; ok {
-		tx.writes[i] = w
-		return
-	}
 	tx.local[string(w.key)] = len(tx.writes)
 	tx.writes = append(tx.writes, w)
+}
+
+// Savepoint marks the operation's writes and audit records so far.
+type Savepoint struct{ writes, audits int }
+
+// Savepoint returns a mark that Rollback can return the operation to.
+func (tx *Tx) Savepoint() Savepoint { return Savepoint{len(tx.writes), len(tx.audits)} }
+
+// Rollback drops every write and audit record made since sp, so one
+// operation can try a step and give it up without giving up the others.
+func (tx *Tx) Rollback(sp Savepoint) {
+	if sp.writes > len(tx.writes) || sp.audits > len(tx.audits) {
+		return
+	}
+	tx.writes = tx.writes[:sp.writes]
+	tx.audits = tx.audits[:sp.audits]
+	clear(tx.local)
+	for i, w := range tx.writes {
+		tx.local[string(w.key)] = i
+	}
 }
 
 // get returns a copy of the value at k, or ok=false.
@@ -276,9 +295,9 @@ type reader interface {
 // transaction's view of the range.
 func (tx *Tx) scan(prefix []byte, fn func(k, v []byte) (bool, error)) error {
 	var local []write
-	for _, w := range tx.writes {
-		if bytes.HasPrefix(w.key, prefix) {
-			local = append(local, w)
+	for k, i := range tx.local { // the last write to each key
+		if strings.HasPrefix(k, string(prefix)) {
+			local = append(local, tx.writes[i])
 		}
 	}
 	slices.SortFunc(local, func(a, b write) int { return bytes.Compare(a.key, b.key) })
