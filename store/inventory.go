@@ -390,3 +390,6 @@ func orgList[T any](rd reader, prefix byte, org string) ([]T, error) {
 	}
 	return listJSON[T](rd, key(prefix, oid[:]))
 }
+
+// Orgs lists every organisation inside an operation.
+func (tx *Tx) Orgs() ([]Org, error) { return (&Snapshot{tx}).Orgs() }

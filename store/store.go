@@ -249,3 +249,18 @@ func (quietLogger) Warningf(f string, a ...any) {
 }
 func (quietLogger) Infof(string, ...any)  {}
 func (quietLogger) Debugf(string, ...any) {}
+
+// Healthy reports why the store cannot serve (closed, or failed after a
+// commit error), or nil.
+func (s *Store) Healthy() error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if err := s.failed.Load(); err != nil {
+		return fmt.Errorf("%w: %v", ErrFailed, *err)
+	}
+	return nil
+}

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,9 @@ const (
 const usage = `elevate — privileged-access decisions from rules you can review
 
 Usage:
+  elevate serve [--data DIR] [--addr HOST:PORT]  serve the HTTP API (data in ./data, port 8080 by default)
+  elevate device add --data DIR --org ORG --hostname NAME
+                                                 register a device and print its agent token
   elevate check [--format json] [--run RE] [--strict] DIR
                                                  compile, lint and test a policy repository (.pam files)
   elevate fmt [-w | -l | -d] PATHS               print .pam files in the canonical layout
@@ -61,6 +65,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runFmt(args[1:], stdout, stderr)
 	case "export":
 		return runExport(args[1:], stdout, stderr)
+	case "serve":
+		return runServe(context.Background(), args[1:], stdout, stderr, nil)
+	case "device":
+		return runDevice(args[1:], stdout, stderr)
 	case "import":
 		return runImport(args[1:], stdin, stdout, stderr)
 	case "audit":

@@ -1,0 +1,197 @@
+// Package server is Elevate's HTTP API: a thin layer that parses, checks
+// who is calling, calls the lifecycle and store, and maps their errors to
+// statuses in one error envelope. No business rule lives only here.
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/elevate-pam/elevate/lifecycle"
+	"github.com/elevate-pam/elevate/store"
+)
+
+// Defaults of the agent-facing surface (pam-semantics §6.1, §14.1).
+const (
+	DefaultMaxBody   = 32 << 10 // bytes of a request body
+	DefaultRateBurst = 600      // agent requests a device may make at once
+	DefaultRatePerS  = 10.0     // agent requests per second it regains
+)
+
+// Config wires a server.
+type Config struct {
+	Lifecycle *lifecycle.Service
+	Logger    *slog.Logger // nil: slog.Default()
+	// MaxBody caps request bodies, counted on the bytes read (so chunked
+	// bodies are capped too); 0 means DefaultMaxBody.
+	MaxBody int64
+	// RateBurst and RatePerSecond shape each device's token bucket; zero
+	// means the defaults.
+	RateBurst     float64
+	RatePerSecond float64
+}
+
+// Server is the HTTP API. It is an http.Handler.
+type Server struct {
+	lc      *lifecycle.Service
+	log     *slog.Logger
+	maxBody int64
+	limiter *limiter
+	router  *httprouter.Router
+}
+
+// New builds the server and its routes.
+func New(c Config) *Server {
+	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBody
+	}
+	burst, rate := c.RateBurst, c.RatePerSecond
+	if burst <= 0 {
+		burst = DefaultRateBurst
+	}
+	if rate <= 0 {
+		rate = DefaultRatePerS
+	}
+	s.limiter = newLimiter(burst, rate, c.Lifecycle.Clock().Now)
+
+	r := httprouter.New()
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.fail(w, req, errNotFound("no such endpoint"))
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.fail(w, req, &apiError{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED", Message: "method not allowed on this endpoint"})
+	})
+	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, p any) {
+		s.fail(w, req, fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
+	}
+	r.GET("/healthz", s.handle(s.healthz))
+	r.GET("/readyz", s.handle(s.readyz))
+	r.POST("/api/v1/agents/:id/elevation-requests", s.handle(s.agentIngest))
+	s.router = r
+	return s
+}
+
+// ServeHTTP answers one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if v, ok := req.URL.Query()["v"]; ok && (len(v) != 1 || v[0] != "1") {
+		s.fail(w, req, &apiError{Status: http.StatusBadRequest, Code: "UNSUPPORTED_VERSION", Target: "v",
+			Message: "this server implements API version 1 (?v=1, or no v)"})
+		return
+	}
+	s.router.ServeHTTP(w, req)
+}
+
+type handler func(w http.ResponseWriter, req *http.Request, ps httprouter.Params) error
+
+// handle adapts a handler that returns its error to httprouter.
+func (s *Server) handle(h handler) httprouter.Handle {
+	return func(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+		if req.ContentLength != 0 && req.Method != http.MethodGet {
+			mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+			if err != nil || mt != "application/json" {
+				s.fail(w, req, &apiError{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE",
+					Message: "request bodies must be application/json"})
+				return
+			}
+		}
+		if err := h(w, req, ps); err != nil {
+			s.fail(w, req, err)
+		}
+	}
+}
+
+// apiError is an error with its HTTP status and envelope fields.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	Target  string
+	Details any
+	Header  http.Header // extra response headers (Retry-After)
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func errNotFound(msg string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: "NOT_FOUND", Message: msg}
+}
+
+// fail writes the error envelope. Errors that are not an *apiError are
+// internal: the client sees a correlation id, the log has the rest.
+func (s *Server) fail(w http.ResponseWriter, req *http.Request, err error) {
+	var ae *apiError
+	if errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrFailed) {
+		s.log.Warn("store unavailable", "method", req.Method, "path", req.URL.Path, "error", err.Error())
+		err = &apiError{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", Message: "the store cannot serve requests now"}
+	}
+	if !errors.As(err, &ae) {
+		id := correlationID()
+		s.log.Error("internal error", "correlationId", id, "method", req.Method, "path", req.URL.Path, "error", err.Error())
+		ae = &apiError{Status: http.StatusInternalServerError, Code: "INTERNAL",
+			Message: "internal error; quote the correlation id when reporting it", Details: nil}
+		w.Header().Set("X-Correlation-Id", id)
+		writeJSON(w, ae.Status, envelope{Error: errorBody{Code: ae.Code, Message: ae.Message, CorrelationID: id}})
+		return
+	}
+	for k, v := range ae.Header {
+		w.Header()[k] = v
+	}
+	writeJSON(w, ae.Status, envelope{Error: errorBody{Code: ae.Code, Message: ae.Message, Target: ae.Target, Details: ae.Details}})
+}
+
+type envelope struct {
+	Success bool      `json:"success"`
+	Error   errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code          string `json:"code"`
+	Message       string `json:"message"`
+	Target        string `json:"target,omitempty"`
+	Details       any    `json:"details,omitempty"`
+	CorrelationID string `json:"correlationId,omitempty"`
+}
+
+func correlationID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	return nil
+}
+
+// readyz answers 200 while the store is open and accepting writes, else
+// 503.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+	if err := s.lc.Store().Healthy(); err != nil {
+		s.log.Warn("not ready", "error", err.Error())
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "NOT_READY", Message: "the store cannot serve"}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	return nil
+}
