@@ -38,20 +38,24 @@ type Config struct {
 	// means the defaults.
 	RateBurst     float64
 	RatePerSecond float64
+	// JWTSecret verifies users' HS256 bearer tokens; empty refuses every
+	// user request (401).
+	JWTSecret []byte
 }
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
-	lc      *lifecycle.Service
-	log     *slog.Logger
-	maxBody int64
-	limiter *limiter
-	router  *httprouter.Router
+	lc        *lifecycle.Service
+	log       *slog.Logger
+	maxBody   int64
+	limiter   *limiter
+	router    *httprouter.Router
+	jwtSecret []byte
 }
 
 // New builds the server and its routes.
 func New(c Config) *Server {
-	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody}
+	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody, jwtSecret: c.JWTSecret}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -80,6 +84,11 @@ func New(c Config) *Server {
 	r.GET("/healthz", s.handle(s.healthz))
 	r.GET("/readyz", s.handle(s.readyz))
 	r.POST("/api/v1/agents/:id/elevation-requests", s.handle(s.agentIngest))
+	r.GET("/api/v1/pam/elevation-requests", s.user(PermRead, false, s.listRequests))
+	r.GET("/api/v1/pam/active", s.user(PermRead, false, s.activeRequests))
+	r.POST("/api/v1/pam/elevation-requests/:id/respond", s.user(PermExecute, true, s.respond))
+	r.POST("/api/v1/pam/elevation-requests/:id/revoke", s.user(PermExecute, true, s.revoke))
+	r.POST("/api/v1/devices/:id/actuate-elevation", s.user(PermExecute, true, s.actuate))
 	s.router = r
 	return s
 }

@@ -23,6 +23,8 @@ Usage:
   elevate serve [--data DIR] [--addr HOST:PORT]  serve the HTTP API (data in ./data, port 8080 by default)
   elevate device add --data DIR --org ORG --hostname NAME
                                                  register a device and print its agent token
+  elevate token --data DIR --org ORG-ID [--perm P,...] [--sites S,...]
+                                                 mint a user token for the API (development)
   elevate check [--format json] [--run RE] [--strict] DIR
                                                  compile, lint and test a policy repository (.pam files)
   elevate fmt [-w | -l | -d] PATHS               print .pam files in the canonical layout
@@ -69,6 +71,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runServe(context.Background(), args[1:], stdout, stderr, nil)
 	case "device":
 		return runDevice(args[1:], stdout, stderr)
+	case "token":
+		return runToken(args[1:], stdout, stderr)
 	case "import":
 		return runImport(args[1:], stdin, stdout, stderr)
 	case "audit":

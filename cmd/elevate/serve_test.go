@@ -28,6 +28,12 @@ func TestServeAgentIngest(t *testing.T) {
 		t.Fatalf("second device: %s", out2)
 	}
 
+	code, tok, errOut := runCmd("token", "--data", dir, "--org", dev.OrgID, "--name", "Ann")
+	if code != exitOK {
+		t.Fatalf("token: %d %s", code, errOut)
+	}
+	tok = strings.TrimSpace(tok)
+
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan int, 1)
@@ -57,11 +63,34 @@ func TestServeAgentIngest(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated || body["status"] != "pending" {
 		t.Fatalf("%d %v", resp.StatusCode, body)
 	}
+	// An administrator approves it over the API with the minted token.
+	call := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	if st, out := call("GET", "/api/v1/pam/elevation-requests?status=pending", ""); st != 200 || !strings.Contains(out, body["id"].(string)) {
+		t.Fatalf("list: %d %s", st, out)
+	}
+	if st, out := call("POST", "/api/v1/pam/elevation-requests/"+body["id"].(string)+"/respond", `{"decision":"approve"}`); st != 200 ||
+		!strings.Contains(out, `"approved"`) {
+		t.Fatalf("respond: %d %s", st, out)
+	}
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Fatalf("serve exited %d: %s", code, logs.String())
 	}
-	if code, out, _ := runCmd("audit", "verify", "--data", dir); code != exitOK || !strings.HasPrefix(out, "ok: 1 records") {
+	if code, out, _ := runCmd("audit", "verify", "--data", dir); code != exitOK || !strings.HasPrefix(out, "ok: 2 records") {
 		t.Fatalf("audit verify: %d %s", code, out)
 	}
 	if code, out, _ := runCmd("export", "--data", dir); code != exitOK || !strings.Contains(out, body["id"].(string)) {
