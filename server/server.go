@@ -151,7 +151,7 @@ func (s *Server) fail(w http.ResponseWriter, req *http.Request, err error) {
 		id := correlationID()
 		s.log.Error("internal error", "correlationId", id, "method", req.Method, "path", req.URL.Path, "error", err.Error())
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "INTERNAL",
-			Message: "internal error; quote the correlation id when reporting it", Details: nil}
+			Message: "internal error; quote the correlation id when reporting it"}
 		w.Header().Set("X-Correlation-Id", id)
 		writeJSON(w, ae.Status, envelope{Error: errorBody{Code: ae.Code, Message: ae.Message, CorrelationID: id}})
 		return

@@ -160,7 +160,7 @@ func (s *Store) AuditLog(org string, from uint64, fn func(*AuditRecord) bool) er
 		return err
 	}
 	return s.view(func(r view) error {
-		it := r.iter(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: key(pAudit, oid[:])})
+		it := r.iter(badger.IteratorOptions{Prefix: key(pAudit, oid[:])})
 		defer it.Close()
 		for it.Seek(key(pAudit, oid[:], u64(from))); it.Valid(); it.Next() {
 			var rec AuditRecord
@@ -201,7 +201,7 @@ type VerifyReport struct {
 func (s *Store) VerifyAudit() (*VerifyReport, error) {
 	rep := &VerifyReport{}
 	err := s.view(func(r view) error {
-		it := r.iter(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{pAudit}})
+		it := r.iter(badger.IteratorOptions{Prefix: []byte{pAudit}})
 		defer it.Close()
 		var org ID
 		var prev [32]byte

@@ -301,7 +301,7 @@ func (tx *Tx) scan(prefix []byte, fn func(k, v []byte) (bool, error)) error {
 		}
 	}
 	slices.SortFunc(local, func(a, b write) int { return bytes.Compare(a.key, b.key) })
-	it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+	it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	it.Rewind()
 	for {
@@ -341,7 +341,7 @@ func (v view) get(k []byte) ([]byte, bool, error)               { return txnGet(
 func (v view) iter(opt badger.IteratorOptions) *badger.Iterator { return v.txn.NewIterator(opt) }
 
 func (v view) scan(prefix []byte, fn func(k, v []byte) (bool, error)) error {
-	it := v.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+	it := v.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
