@@ -171,36 +171,3 @@ func parseAgentObservation(body []byte) (lifecycle.IngestInput, error) {
 	in.Flow, in.Observation = engine.FlowUAC, o
 	return in, nil
 }
-
-// lifecycleError maps the lifecycle's errors to API errors; names maps
-// field paths to the names the caller used.
-func lifecycleError(err error, names map[string]string) error {
-	var fes engine.FieldErrors
-	var se *lifecycle.StateError
-	switch {
-	case errors.As(err, &fes):
-		details := make([]map[string]string, len(fes))
-		for i, fe := range fes {
-			f := fe.Field
-			if n, ok := names[f]; ok {
-				f = n
-			}
-			details[i] = map[string]string{"target": f, "message": fe.Reason}
-		}
-		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: details[0]["target"],
-			Message: details[0]["target"] + ": " + details[0]["message"], Details: details}
-	case errors.Is(err, lifecycle.ErrNotFound):
-		return errNotFound("not found")
-	case errors.Is(err, lifecycle.ErrDeviceInactive):
-		return &apiError{Status: http.StatusForbidden, Code: "DEVICE_INACTIVE", Message: "the device is not active"}
-	case errors.Is(err, lifecycle.ErrSiteDenied):
-		return &apiError{Status: http.StatusForbidden, Code: "SITE_DENIED", Message: "Site access denied"}
-	case errors.Is(err, lifecycle.ErrSelfApproval):
-		return &apiError{Status: http.StatusForbidden, Code: "SELF_APPROVAL", Message: err.Error()}
-	case errors.Is(err, lifecycle.ErrActuatorDisabled):
-		return &apiError{Status: http.StatusForbidden, Code: "ACTUATOR_DISABLED", Message: err.Error()}
-	case errors.As(err, &se):
-		return &apiError{Status: http.StatusConflict, Code: string(se.Current), Message: se.Error()}
-	}
-	return err
-}
