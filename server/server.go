@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"runtime/debug"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -40,9 +41,34 @@ type Config struct {
 	RateBurst     float64
 	RatePerSecond float64
 	// JWTSecret verifies users' HS256 bearer tokens; empty refuses every
-	// user request (401).
+	// HS256 token.
 	JWTSecret []byte
+	// JWKSFile and JWKSURL name a JSON Web Key Set whose RS256 and ES256
+	// keys verify users' bearer tokens (either or both may be set).
+	JWKSFile string
+	JWKSURL  string
+	// Surfaces switches API surfaces on and off: a surface mapped to false
+	// answers 404 on every route. Missing surfaces are on.
+	Surfaces map[string]bool
+	// CORS configures cross-origin access; nil allows no foreign origin.
+	CORS *CORSConfig
+	// LogLevel, when set, is the level variable behind Logger, so the log
+	// verbosity can be changed while the server runs.
+	LogLevel *slog.LevelVar
+	// RequestTimeout ends a request that takes longer with 408; 0 means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
+
+// API surfaces, each with its own enable switch.
+const (
+	SurfaceAgent     = "agent"     // /api/v1/agents/…
+	SurfacePAM       = "pam"       // /api/v1/pam/… and device actuation
+	SurfaceInventory = "inventory" // orgs, sites, device groups, devices, API keys
+	SurfaceDebug     = "debug"     // /api/v1/debug/… (only with a fake clock)
+	SurfaceMetrics   = "metrics"   // /metrics
+	SurfaceOpenAPI   = "openapi"   // /openapi.json
+)
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
@@ -52,11 +78,13 @@ type Server struct {
 	limiter   *limiter
 	router    *httprouter.Router
 	jwtSecret []byte
+	surfaces  map[string]bool
+	routes    []Route
 }
 
 // New builds the server and its routes.
 func New(c Config) *Server {
-	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody, jwtSecret: c.JWTSecret}
+	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody, jwtSecret: c.JWTSecret, surfaces: c.Surfaces}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -82,17 +110,41 @@ func New(c Config) *Server {
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, p any) {
 		s.fail(w, req, fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
 	}
-	r.GET("/healthz", s.handle(s.healthz))
-	r.GET("/readyz", s.handle(s.readyz))
-	r.POST("/api/v1/agents/:id/elevation-requests", s.handle(s.agentIngest))
-	r.GET("/api/v1/pam/elevation-requests", s.user(PermRead, false, s.listRequests))
-	r.GET("/api/v1/pam/active", s.user(PermRead, false, s.activeRequests))
-	r.POST("/api/v1/pam/elevation-requests/:id/respond", s.user(PermExecute, true, s.respond))
-	r.POST("/api/v1/pam/elevation-requests/:id/revoke", s.user(PermExecute, true, s.revoke))
-	r.POST("/api/v1/devices/:id/actuate-elevation", s.user(PermExecute, true, s.actuate))
 	s.router = r
+	s.route("GET", "/healthz", "", s.handle(s.healthz))
+	s.route("GET", "/readyz", "", s.handle(s.readyz))
+	s.route("POST", "/api/v1/agents/:id/elevation-requests", SurfaceAgent, s.handle(s.agentIngest))
+	s.route("GET", "/api/v1/pam/elevation-requests", SurfacePAM, s.user(PermRead, false, s.listRequests))
+	s.route("GET", "/api/v1/pam/active", SurfacePAM, s.user(PermRead, false, s.activeRequests))
+	s.route("POST", "/api/v1/pam/elevation-requests/:id/respond", SurfacePAM, s.user(PermExecute, true, s.respond))
+	s.route("POST", "/api/v1/pam/elevation-requests/:id/revoke", SurfacePAM, s.user(PermExecute, true, s.revoke))
+	s.route("POST", "/api/v1/devices/:id/actuate-elevation", SurfacePAM, s.user(PermExecute, true, s.actuate))
+	s.authRoutes()
+	s.inventoryRoutes()
 	return s
 }
+
+// route registers a handler unless its surface is switched off (then the
+// path answers 404 like any unknown one). Every route is instrumented under
+// its pattern, and the pattern is recorded for the route listing.
+func (s *Server) route(method, path, surface string, h httprouter.Handle) {
+	if surface != "" && !s.surfaceOn(surface) {
+		return
+	}
+	s.routes = append(s.routes, Route{Method: method, Path: path, Surface: surface})
+	s.router.Handle(method, path, s.instrument(method+" "+path, h))
+}
+
+func (s *Server) surfaceOn(name string) bool {
+	on, ok := s.surfaces[name]
+	return on || !ok
+}
+
+// Route is a registered endpoint.
+type Route struct{ Method, Path, Surface string }
+
+// Routes lists the registered endpoints in registration order.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 
 // ServeHTTP answers one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {

@@ -1,0 +1,4 @@
+package server
+
+// authRoutes registers the API-key endpoints.
+func (s *Server) authRoutes() {}

@@ -1,0 +1,4 @@
+package server
+
+// inventoryRoutes registers the inventory administration endpoints.
+func (s *Server) inventoryRoutes() {}
