@@ -166,3 +166,7 @@ func canonicalID(s string) string {
 	}
 	return s
 }
+
+// AuthConfig configures the verification of users' tokens beyond the
+// HS256 secret.
+type AuthConfig struct{}

@@ -43,10 +43,8 @@ type Config struct {
 	// JWTSecret verifies users' HS256 bearer tokens; empty refuses every
 	// HS256 token.
 	JWTSecret []byte
-	// JWKSFile and JWKSURL name a JSON Web Key Set whose RS256 and ES256
-	// keys verify users' bearer tokens (either or both may be set).
-	JWKSFile string
-	JWKSURL  string
+	// Auth configures the other ways users authenticate (JWKS keys).
+	Auth AuthConfig
 	// Surfaces switches API surfaces on and off: a surface mapped to false
 	// answers 404 on every route. Missing surfaces are on.
 	Surfaces map[string]bool
@@ -80,11 +78,13 @@ type Server struct {
 	jwtSecret []byte
 	surfaces  map[string]bool
 	routes    []Route
+	conf      Config
+	outer     http.Handler // the router behind CORS and the request timeout
 }
 
 // New builds the server and its routes.
 func New(c Config) *Server {
-	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody, jwtSecret: c.JWTSecret, surfaces: c.Surfaces}
+	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody, jwtSecret: c.JWTSecret, surfaces: c.Surfaces, conf: c}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -121,6 +121,8 @@ func New(c Config) *Server {
 	s.route("POST", "/api/v1/devices/:id/actuate-elevation", SurfacePAM, s.user(PermExecute, true, s.actuate))
 	s.authRoutes()
 	s.inventoryRoutes()
+	s.systemRoutes()
+	s.outer = s.cors(s.timeout(http.HandlerFunc(s.dispatch)))
 	return s
 }
 
@@ -147,7 +149,10 @@ type Route struct{ Method, Path, Surface string }
 func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 
 // ServeHTTP answers one request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) { s.outer.ServeHTTP(w, req) }
+
+// dispatch checks the API version and routes.
+func (s *Server) dispatch(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if v, ok := req.URL.Query()["v"]; ok && (len(v) != 1 || v[0] != "1") {
 		s.fail(w, req, &apiError{Status: http.StatusBadRequest, Code: "UNSUPPORTED_VERSION", Target: "v",
