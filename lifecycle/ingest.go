@@ -140,12 +140,12 @@ var errDecisionStale = errors.New("the rules or settings a decision was made fro
 func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs *engine.Observation, digest string,
 	now, requestedAt, at time.Time, failSafe bool) (*IngestResult, error) {
 	var d engine.Decision
-	var version uint64
+	var version, gen uint64
 	var bridge *engine.Bridge
 	if failSafe {
 		d = engine.Decision{Outcome: engine.OutcomePending, Error: "the rules or settings kept changing while this request was decided"}
 	} else {
-		d, version, bridge = s.decide(in, dev, org, obs, at)
+		d, version, gen, bridge = s.decide(in, dev, org, obs, at)
 	}
 	// stillHolds also gives a fail-safe request the device's current site,
 	// so that it is decided by those who may act on that site.
@@ -171,7 +171,7 @@ func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs 
 		if err != nil {
 			return err
 		}
-		if v != version || cur.SiteID != dev.SiteID || o.DefaultUnmatchedVerdict != org.DefaultUnmatchedVerdict {
+		if v != version || s.fileGen() != gen || cur.SiteID != dev.SiteID || o.DefaultUnmatchedVerdict != org.DefaultUnmatchedVerdict {
 			return errDecisionStale
 		}
 		return nil
@@ -282,22 +282,22 @@ func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs 
 }
 
 // decide runs the decision chain; every failure is a fail-safe pending
-// decision carrying the reason. It returns the rule-set version decided
-// with and the software policies consulted.
-func (s *Service) decide(in IngestInput, dev *store.Device, org *store.Org, obs *engine.Observation, at time.Time) (engine.Decision, uint64, *engine.Bridge) {
-	rs, version, err := s.RuleSet(org.ID)
+// decision carrying the reason. It returns the stored rule-set version and
+// rule-file generation decided with, and the software policies consulted.
+func (s *Service) decide(in IngestInput, dev *store.Device, org *store.Org, obs *engine.Observation, at time.Time) (engine.Decision, uint64, uint64, *engine.Bridge) {
+	rs, version, gen, err := s.ruleSet(org.ID)
 	if err != nil {
-		return engine.Decision{Outcome: engine.OutcomePending, Error: "rule set unavailable: " + err.Error()}, version, nil
+		return engine.Decision{Outcome: engine.OutcomePending, Error: "rule set unavailable: " + err.Error()}, version, gen, nil
 	}
-	input := &engine.Input{Flow: in.Flow, Observation: *obs, At: at, Org: org.Config(), Explain: in.Explain}
+	input := &engine.Input{Flow: in.Flow, Observation: *obs, At: at, Org: s.OrgConfig(org), Explain: in.Explain}
 	if in.Flow == engine.FlowUAC && s.bridge != nil {
 		b, err := s.bridge(dev)
 		if err != nil {
-			return engine.Decision{Outcome: engine.OutcomePending, Error: "software policies unavailable: " + err.Error()}, version, nil
+			return engine.Decision{Outcome: engine.OutcomePending, Error: "software policies unavailable: " + err.Error()}, version, gen, nil
 		}
 		input.Bridge = b
 	}
-	return rs.Decide(input), version, input.Bridge
+	return rs.Decide(input), version, gen, input.Bridge
 }
 
 // denialReason is the stored reason of an automatic denial (pam-semantics

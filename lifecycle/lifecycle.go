@@ -9,7 +9,10 @@ package lifecycle
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/elevate-pam/elevate/engine"
@@ -96,12 +99,105 @@ type Service struct {
 
 	mu    sync.Mutex
 	cache map[string]*compiled // org → rule set at a version
+	files atomic.Pointer[fileSet]
 }
 
 type compiled struct {
-	version uint64
+	version uint64 // the stored rules' version
+	gen     uint64 // the rule files' generation
 	rs      *engine.RuleSet
 	err     error
+}
+
+// FileOrg is what the rule files declare for organisations: rules and
+// signer groups that join the stored ones, and settings used where the
+// organisation has not set its own over the API.
+type FileOrg struct {
+	// Org names the organisations it applies to: "" every organisation,
+	// else one organisation's id or (case-insensitive) name.
+	Org   string
+	Rules []engine.Rule
+	// RuleOrigins says where each rule was declared (file:line:col).
+	RuleOrigins []string
+	Groups      []engine.SignerGroup
+	// Config, when not nil, is the settings the files declare.
+	Config *engine.OrgConfig
+}
+
+type fileSet struct {
+	gen  uint64
+	orgs []FileOrg
+}
+
+// SetFileRules replaces the rule files' contribution as a whole; decisions
+// made from then on see the new set. It returns the new generation.
+func (s *Service) SetFileRules(orgs []FileOrg) uint64 {
+	for {
+		old := s.files.Load()
+		next := &fileSet{gen: 1, orgs: slices.Clone(orgs)}
+		if old != nil {
+			next.gen = old.gen + 1
+		}
+		if s.files.CompareAndSwap(old, next) {
+			return next.gen
+		}
+	}
+}
+
+// fileOrgs returns the file declarations that apply to an organisation
+// and the generation they belong to.
+func (s *Service) fileOrgs(o *store.Org) ([]FileOrg, uint64) {
+	fs := s.files.Load()
+	if fs == nil {
+		return nil, 0
+	}
+	var out []FileOrg
+	for _, f := range fs.orgs {
+		if f.Org == "" || strings.EqualFold(f.Org, o.Name) || sameID(f.Org, o.ID) {
+			out = append(out, f)
+		}
+	}
+	return out, fs.gen
+}
+
+// FileRulesOf returns the rules and signer groups the rule files give an
+// organisation, and where each rule was declared (for listing; they are
+// read-only over the API).
+func (s *Service) FileRulesOf(o *store.Org) (rules []engine.Rule, groups []engine.SignerGroup, origins []string) {
+	fos, _ := s.fileOrgs(o)
+	for _, f := range fos {
+		for i, r := range f.Rules {
+			rules = append(rules, r.Clone())
+			at := ""
+			if i < len(f.RuleOrigins) {
+				at = f.RuleOrigins[i]
+			}
+			origins = append(origins, at)
+		}
+		groups = append(groups, f.Groups...)
+	}
+	return rules, groups, origins
+}
+
+// OrgConfig is the organisation's effective settings: its own where set
+// over the API, else the rule files', else the defaults.
+func (s *Service) OrgConfig(o *store.Org) engine.OrgConfig {
+	c := o.Config()
+	if c.DefaultUnmatchedVerdict == "" {
+		fos, _ := s.fileOrgs(o)
+		for _, f := range fos {
+			if f.Config != nil && f.Config.DefaultUnmatchedVerdict != "" {
+				c.DefaultUnmatchedVerdict = f.Config.DefaultUnmatchedVerdict
+			}
+		}
+	}
+	return c
+}
+
+func sameID(a, b string) bool {
+	x, err1 := store.ParseID(a)
+	y, err2 := store.ParseID(b)
+	return err1 == nil && err2 == nil && x == y
 }
 
 // New returns a Service.
@@ -122,35 +218,64 @@ func (s *Service) Store() *store.Store { return s.st }
 // Clock is the service's clock.
 func (s *Service) Clock() Clock { return s.clock }
 
-// RuleSet returns the organisation's compiled rule set, compiling it when
-// its stored version has moved. Stored rules are compiled leniently (an
-// invalid one fails safe when reached); a rule set that cannot be read at
-// all is an error, which ingest turns into a fail-safe decision.
+// RuleSet returns the organisation's compiled rule set: its stored rules
+// and signer groups together with those the rule files give it, compiled
+// again when the stored version or the files' generation has moved.
+// Stored rules are compiled leniently (an invalid one fails safe when
+// reached); a rule set that cannot be read at all is an error, which
+// ingest turns into a fail-safe decision.
 func (s *Service) RuleSet(org string) (*engine.RuleSet, uint64, error) {
+	rs, ver, _, err := s.ruleSet(org)
+	return rs, ver, err
+}
+
+func (s *Service) ruleSet(org string) (*engine.RuleSet, uint64, uint64, error) {
 	ver, err := s.st.RuleVersion(org)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
+	}
+	gen := uint64(0)
+	if fs := s.files.Load(); fs != nil {
+		gen = fs.gen
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c := s.cache[org]; c != nil && c.version == ver {
-		return c.rs, c.version, c.err
+	if c := s.cache[org]; c != nil && c.version == ver && c.gen == gen {
+		return c.rs, c.version, c.gen, c.err
 	}
 	var stored *store.RuleSet
+	var o *store.Org
 	err = s.st.View(func(sn *store.Snapshot) error {
 		var err error
+		if o, err = sn.Org(org); err != nil {
+			return err
+		}
 		stored, err = sn.RuleSet(org)
 		return err
 	})
-	c := &compiled{}
+	c := &compiled{version: ver, gen: gen}
 	if err != nil {
-		c.version, c.err = ver, fmt.Errorf("reading rules: %w", err)
+		c.err = fmt.Errorf("reading rules: %w", err)
 	} else {
-		c.version = stored.Version
-		c.rs, c.err = engine.Compile(stored.Rules, stored.SignerGroups, engine.CompileOptions{Lenient: true})
+		rules, groups := stored.Rules, stored.SignerGroups
+		fos, fgen := s.fileOrgs(o)
+		for _, f := range fos {
+			rules = append(rules, f.Rules...)
+			groups = append(groups, f.Groups...)
+		}
+		c.version, c.gen = stored.Version, fgen
+		c.rs, c.err = engine.Compile(rules, groups, engine.CompileOptions{Lenient: true})
 	}
 	s.cache[org] = c
-	return c.rs, c.version, c.err
+	return c.rs, c.version, c.gen, c.err
 }
 
 func tooLong(s string, n int) bool { return len([]rune(s)) > n }
+
+// fileGen is the rule files' current generation (0: none loaded).
+func (s *Service) fileGen() uint64 {
+	if fs := s.files.Load(); fs != nil {
+		return fs.gen
+	}
+	return 0
+}

@@ -740,3 +740,36 @@ func sweepEntryHolds(prefix byte, k []byte, r *Request) bool {
 
 // Request reads one request in the snapshot.
 func (s *Snapshot) Request(org, id string) (*Request, error) { return lookupRequest(s.r, org, id) }
+
+// Matches reports whether a request passes the filter's status, flow,
+// device, site, sites and time bounds (OrgID, Offset and Limit are not
+// tested): the same test ListRequests applies through its indexes.
+func (f Filter) Matches(r *Request) bool {
+	switch {
+	case f.Status != "" && r.Status != f.Status,
+		f.Flow != "" && r.Flow != f.Flow,
+		f.DeviceID != "" && !sameIDString(r.DeviceID, f.DeviceID),
+		f.SiteID != "" && !sameIDString(r.SiteID, f.SiteID),
+		!f.From.IsZero() && r.RequestedAt.Before(f.From),
+		!f.To.IsZero() && r.RequestedAt.After(f.To):
+		return false
+	}
+	if f.Sites != nil {
+		if r.SiteID == "" {
+			return false
+		}
+		for _, s := range f.Sites {
+			if sameIDString(s, r.SiteID) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func sameIDString(a, b string) bool {
+	x, err1 := ParseID(a)
+	y, err2 := ParseID(b)
+	return err1 == nil && err2 == nil && x == y && x != NilID
+}

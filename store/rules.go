@@ -196,3 +196,22 @@ func (tx *Tx) DeleteSignerGroup(org, id string) (uint64, error) {
 // RuleVersion reads the organisation's rule-set version inside an
 // operation.
 func (tx *Tx) RuleVersion(org string) (uint64, error) { return (&Snapshot{tx}).RuleVersion(org) }
+
+// SignerGroup reads one signer group.
+func (s *Snapshot) SignerGroup(org, id string) (*engine.SignerGroup, error) {
+	v, err := ids(org, id)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	var g engine.SignerGroup
+	return &g, getJSON(s.r, key(pSignerGroup, v[0][:], v[1][:]), &g)
+}
+
+// Rules lists the organisation's rules in evaluation order.
+func (s *Snapshot) Rules(org string) ([]engine.Rule, error) {
+	rs, err := s.RuleSet(org)
+	if err != nil {
+		return nil, err
+	}
+	return rs.Rules, nil
+}

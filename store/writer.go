@@ -378,6 +378,10 @@ func (s *Store) view(fn func(r view) error) error {
 // Snapshot is a consistent read-only view of the store.
 type Snapshot struct{ r reader }
 
+// Read is a read view of the operation: it sees the operation's own
+// writes, so checks and the writes they guard stay in one transaction.
+func (tx *Tx) Read() *Snapshot { return &Snapshot{tx} }
+
 // View runs fn with a consistent snapshot of everything committed.
 func (s *Store) View(fn func(*Snapshot) error) error {
 	return s.view(func(r view) error { return fn(&Snapshot{r}) })
