@@ -53,6 +53,15 @@ type Config struct {
 	// LogLevel, when set, is the level variable behind Logger, so the log
 	// verbosity can be changed while the server runs.
 	LogLevel *slog.LevelVar
+	// RulesDir is the rule-file repository served beside the API-managed
+	// rules ("" = none); LoadRuleFiles and WatchRuleFiles keep it current.
+	RulesDir string
+	// FakeClock, when set, is the lifecycle's clock and may be set by a
+	// system-scope caller over PUT /api/v1/debug/clock.
+	FakeClock *lifecycle.FakeClock
+	// PreviewMaxScan caps the requests a rule preview reads; 0 means
+	// simulate.DefaultMaxScan.
+	PreviewMaxScan int
 	// RequestTimeout ends a request that takes longer with 408; 0 means
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
@@ -79,6 +88,7 @@ type Server struct {
 	surfaces  map[string]bool
 	routes    []Route
 	conf      Config
+	files     *ruleFiles
 	outer     http.Handler // the router behind CORS and the request timeout
 }
 
@@ -87,6 +97,9 @@ func New(c Config) *Server {
 	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody, jwtSecret: c.JWTSecret, surfaces: c.Surfaces, conf: c}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if c.RulesDir != "" {
+		s.files = &ruleFiles{dir: c.RulesDir}
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
@@ -119,9 +132,14 @@ func New(c Config) *Server {
 	s.route("POST", "/api/v1/pam/elevation-requests/:id/respond", SurfacePAM, s.user(PermExecute, true, s.respond))
 	s.route("POST", "/api/v1/pam/elevation-requests/:id/revoke", SurfacePAM, s.user(PermExecute, true, s.revoke))
 	s.route("POST", "/api/v1/devices/:id/actuate-elevation", SurfacePAM, s.user(PermExecute, true, s.actuate))
+	s.pamRoutes()
 	s.authRoutes()
 	s.inventoryRoutes()
 	s.systemRoutes()
+	if c.FakeClock != nil {
+		s.route("GET", "/api/v1/debug/clock", SurfaceDebug, s.user(PermRead, false, s.getClock))
+		s.route("PUT", "/api/v1/debug/clock", SurfaceDebug, s.user(PermWrite, true, s.setClock))
+	}
 	s.outer = s.cors(s.timeout(http.HandlerFunc(s.dispatch)))
 	return s
 }
@@ -253,13 +271,68 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ httprouter.Pa
 }
 
 // readyz answers 200 while the store is open and accepting writes, else
-// 503.
+// 503. The rule files' state is reported too: a failed reload keeps the
+// last good set in use (still ready), which the body says.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
 	if err := s.lc.Store().Healthy(); err != nil {
 		s.log.Warn("not ready", "error", err.Error())
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "NOT_READY", Message: "the store cannot serve"}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	body := map[string]any{"status": "ready"}
+	if st, ok := s.RuleFileStatus(); ok {
+		if !st.OK {
+			body["status"] = "degraded"
+		}
+		st.Dir = ""
+		body["ruleFiles"] = st
+	}
+	writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+// getClock is GET /api/v1/debug/clock (fake-clock servers only).
+func (s *Server) getClock(w http.ResponseWriter, _ *http.Request, _ httprouter.Params, c *Caller) error {
+	if c.Scope != ScopeSystem {
+		return &apiError{Status: http.StatusForbidden, Code: "FORBIDDEN", Message: "the clock is for system-scope callers"}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "now": s.conf.FakeClock.Now()})
+	return nil
+}
+
+// setClock is PUT /api/v1/debug/clock: {"now": RFC 3339} sets the clock,
+// {"advance": "90m"} moves it forward. The clock never goes back: grants
+// and sweeps assume time moves forward.
+func (s *Server) setClock(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
+	if c.Scope != ScopeSystem {
+		return &apiError{Status: http.StatusForbidden, Code: "FORBIDDEN", Message: "the clock is for system-scope callers"}
+	}
+	var body struct {
+		Now     *time.Time `json:"now"`
+		Advance string     `json:"advance"`
+	}
+	if err := s.decodeBody(w, req, &body); err != nil {
+		return err
+	}
+	cur := s.conf.FakeClock.Now()
+	var next time.Time
+	switch {
+	case body.Now != nil && body.Advance == "":
+		next = body.Now.UTC()
+	case body.Now == nil && body.Advance != "":
+		d, err := time.ParseDuration(body.Advance)
+		if err != nil || d < 0 {
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "advance", Message: "advance: must be a non-negative Go duration such as 90m"}
+		}
+		next = cur.Add(d)
+	default:
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Message: "give exactly one of now and advance"}
+	}
+	if next.Before(cur) {
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "now", Message: "now: the clock does not go back"}
+	}
+	s.conf.FakeClock.Set(next)
+	s.log.Warn("clock set", "now", next, "by", c.ID)
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "now": next})
 	return nil
 }
 
@@ -268,6 +341,8 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Par
 func lifecycleError(err error, names map[string]string) error {
 	var fes engine.FieldErrors
 	var se *lifecycle.StateError
+	var inUse *lifecycle.InUseError
+	var conflict *store.ConflictError
 	switch {
 	case errors.As(err, &fes):
 		details := make([]map[string]string, len(fes))
@@ -292,6 +367,10 @@ func lifecycleError(err error, names map[string]string) error {
 		return &apiError{Status: http.StatusForbidden, Code: "ACTUATOR_DISABLED", Message: err.Error()}
 	case errors.As(err, &se):
 		return &apiError{Status: http.StatusConflict, Code: string(se.Current), Message: se.Error()}
+	case errors.As(err, &inUse):
+		return &apiError{Status: http.StatusConflict, Code: "IN_USE", Message: inUse.Error(), Details: map[string]int{"rules": inUse.Rules}}
+	case errors.As(err, &conflict):
+		return &apiError{Status: http.StatusConflict, Code: "CONFLICT", Message: conflict.Msg}
 	}
 	return err
 }

@@ -61,10 +61,18 @@ func newEnv(t *testing.T, c Config, rules ...engine.Rule) *env {
 	}
 	c.Lifecycle = e.lc
 	c.Logger = slog.New(slog.NewTextHandler(e.logs, nil))
-	e.srv = httptest.NewServer(New(c))
+	var h http.Handler = New(c)
+	for _, wrap := range testHandlerWraps {
+		h = wrap(t, h)
+	}
+	e.srv = httptest.NewServer(h)
 	t.Cleanup(func() { e.srv.Close(); st.Close() })
 	return e
 }
+
+// testHandlerWraps wrap every test server's handler (the OpenAPI test
+// checks each response against the document this way).
+var testHandlerWraps []func(t *testing.T, h http.Handler) http.Handler
 
 type reply struct {
 	status int

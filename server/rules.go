@@ -1,0 +1,547 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/elevate-pam/elevate/dsl"
+	"github.com/elevate-pam/elevate/dsl/syntax"
+	"github.com/elevate-pam/elevate/engine"
+	"github.com/elevate-pam/elevate/lifecycle"
+	"github.com/elevate-pam/elevate/simulate"
+	"github.com/elevate-pam/elevate/store"
+)
+
+// pamRoutes registers rules, signer groups, org settings, preview and the
+// stateless decision (pam-semantics §1, §8, §11 for the gates).
+func (s *Server) pamRoutes() {
+	s.route("GET", "/api/v1/pam/rules", SurfacePAM, s.user(PermRead, false, s.listRules))
+	s.route("POST", "/api/v1/pam/rules", SurfacePAM, s.user(PermWrite, true, s.createRule))
+	s.route("PATCH", "/api/v1/pam/rules/:id", SurfacePAM, s.user(PermWrite, true, s.patchRule))
+	s.route("DELETE", "/api/v1/pam/rules/:id", SurfacePAM, s.user(PermWrite, true, s.deleteRule))
+	s.route("POST", "/api/v1/pam/rules/preview", SurfacePAM, s.user(PermWrite, false, s.previewRule))
+	s.route("GET", "/api/v1/pam/signer-groups", SurfacePAM, s.user(PermRead, false, s.listSignerGroups))
+	s.route("POST", "/api/v1/pam/signer-groups", SurfacePAM, s.user(PermWrite, true, s.createSignerGroup))
+	s.route("PATCH", "/api/v1/pam/signer-groups/:id", SurfacePAM, s.user(PermWrite, true, s.patchSignerGroup))
+	s.route("DELETE", "/api/v1/pam/signer-groups/:id", SurfacePAM, s.user(PermWrite, true, s.deleteSignerGroup))
+	s.route("GET", "/api/v1/pam/config", SurfacePAM, s.user(PermRead, false, s.getConfig))
+	s.route("PUT", "/api/v1/pam/config", SurfacePAM, s.user(PermWrite, true, s.putConfig))
+	s.route("POST", "/api/v1/pam/decide", SurfacePAM, s.user(PermRead, false, s.decide))
+}
+
+func admin(c *Caller) lifecycle.Admin { return lifecycle.Admin{Actor: actor(c), Sites: c.Sites} }
+
+// apiRule is a rule as the list shows it: stored rules are "api", rules
+// from the rule files are "file" (read-only over the API) with the place
+// they were declared.
+type apiRule struct {
+	engine.Rule
+	Source string `json:"source"`
+	Origin string `json:"origin,omitempty"`
+}
+
+// listRules is GET /api/v1/pam/rules: the stored rules and those the rule
+// files give the organisation, in evaluation order; ?format=pam prints the
+// stored ones in the rule language instead. Site-restricted callers see
+// only rules of their sites.
+func (s *Server) listRules(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	format := req.URL.Query().Get("format")
+	if format != "" && format != "json" && format != "pam" {
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "format", Message: "format: must be json or pam"}
+	}
+	var o *store.Org
+	var rs *store.RuleSet
+	err = s.lc.Store().View(func(sn *store.Snapshot) error {
+		var err error
+		if o, err = sn.Org(org); err != nil {
+			return err
+		}
+		rs, err = sn.RuleSet(org)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	visible := func(r *engine.Rule) bool {
+		return c.Sites == nil || r.SiteID != nil && containsID(c.Sites, *r.SiteID)
+	}
+	if format == "pam" {
+		return s.exportRules(w, rs, visible)
+	}
+	fileRules, _, origins := s.lc.FileRulesOf(o)
+	out := make([]apiRule, 0, len(rs.Rules)+len(fileRules))
+	for i := range fileRules {
+		if visible(&fileRules[i]) {
+			out = append(out, apiRule{Rule: fileRules[i], Source: "file", Origin: origins[i]})
+		}
+	}
+	for i := range rs.Rules {
+		if visible(&rs.Rules[i]) {
+			out = append(out, apiRule{Rule: rs.Rules[i], Source: "api"})
+		}
+	}
+	sortRules(out)
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "rules": out})
+	return nil
+}
+
+// sortRules puts rules in evaluation order: priority, createdAt, id.
+func sortRules(rs []apiRule) {
+	less := func(a, b *apiRule) bool {
+		if a.Priority != b.Priority {
+			return a.Priority < b.Priority
+		}
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
+		}
+		return a.ID < b.ID
+	}
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && less(&rs[j], &rs[j-1]); j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+}
+
+// exportRules writes the organisation's stored rules and signer groups as
+// one rule file. Anything the language cannot carry is named in a comment
+// at the top and left out.
+func (s *Server) exportRules(w http.ResponseWriter, rs *store.RuleSet, visible func(*engine.Rule) bool) error {
+	b := &dsl.Bundle{}
+	for _, r := range rs.Rules {
+		if visible(&r) {
+			r.OrgID = ""
+			b.Rules = append(b.Rules, r)
+		}
+	}
+	for _, g := range rs.SignerGroups {
+		g.OrgID = ""
+		b.SignerGroups = append(b.SignerGroups, g)
+	}
+	files, errs := dsl.FromBundle(b)
+	var buf bytes.Buffer
+	for _, e := range errs {
+		fmt.Fprintf(&buf, "# not exported: %s\n", strings.ReplaceAll(e.Error(), "\n", " "))
+	}
+	if len(errs) > 0 {
+		buf.WriteString("\n")
+	}
+	if f := files[""]; f != nil {
+		buf.Write(syntax.Format(f))
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	w.Write(buf.Bytes())
+	return nil
+}
+
+// ruleFields maps rule field paths to the API's names where they differ.
+var ruleFields = map[string]string{"criteria": "criteria"}
+
+// createRule is POST /api/v1/pam/rules.
+func (s *Server) createRule(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	var body engine.Rule
+	if err := s.decodeBody(w, req, &body); err != nil {
+		return err
+	}
+	if body.OrgID != "" && !sameID(body.OrgID, org) {
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "orgId", Message: "orgId: not the organisation this request acts on (use ?orgId=)"}
+	}
+	if body.ID != "" || !body.CreatedAt.IsZero() || !body.UpdatedAt.IsZero() || body.CreatedByUserID != "" {
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Message: "id, createdAt, updatedAt and createdByUserId are set by the server"}
+	}
+	r, err := s.lc.CreateRule(org, body, admin(c))
+	if err != nil {
+		return lifecycleError(err, ruleFields)
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"success": true, "rule": apiRule{Rule: *r, Source: "api"}})
+	return nil
+}
+
+// patchRule is PATCH /api/v1/pam/rules/:id: the body's fields are laid
+// over the stored rule (null clears one) and the result is validated whole.
+func (s *Server) patchRule(w http.ResponseWriter, req *http.Request, ps httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	id, err := s.pathID(ps)
+	if err != nil {
+		return err
+	}
+	var patch map[string]json.RawMessage
+	if err := s.decodeBody(w, req, &patch); err != nil {
+		return err
+	}
+	if patch == nil {
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Message: "request body: a JSON object is required"}
+	}
+	r, err := s.lc.PatchRule(org, id, patch, admin(c))
+	if err != nil {
+		return lifecycleError(err, ruleFields)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "rule": apiRule{Rule: *r, Source: "api"}})
+	return nil
+}
+
+// deleteRule is DELETE /api/v1/pam/rules/:id.
+func (s *Server) deleteRule(w http.ResponseWriter, req *http.Request, ps httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	id, err := s.pathID(ps)
+	if err != nil {
+		return err
+	}
+	if err := s.lc.DeleteRule(org, id, admin(c)); err != nil {
+		return lifecycleError(err, nil)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true})
+	return nil
+}
+
+// pathID reads a route's :id (400 unless a UUID).
+func (s *Server) pathID(ps httprouter.Params) (string, error) { return s.requestID(ps) }
+
+// previewRule is POST /api/v1/pam/rules/preview (pam-semantics §8): a
+// draft's criteria against the organisation's recent requests.
+func (s *Server) previewRule(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	var body map[string]json.RawMessage
+	if err := s.decodeBody(w, req, &body); err != nil {
+		return err
+	}
+	var opts struct {
+		WindowDays *int            `json:"windowDays"`
+		FlowType   engine.FlowType `json:"flowType"`
+		SiteID     *string         `json:"siteId"`
+	}
+	draftFields := map[string]json.RawMessage{}
+	for k, v := range body {
+		switch k {
+		case "windowDays", "flowType", "siteId":
+		case "verdict", "name", "priority", "description", "enabled", "approvalDurationMinutes", "orgId":
+			// Not criteria: the draft is tried as an enabled org-wide rule.
+		default:
+			draftFields[k] = v
+		}
+	}
+	for k, dst := range map[string]any{"windowDays": &opts.WindowDays, "flowType": &opts.FlowType, "siteId": &opts.SiteID} {
+		if v, ok := body[k]; ok {
+			if err := json.Unmarshal(v, dst); err != nil {
+				return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: k, Message: k + ": has the wrong type"}
+			}
+		}
+	}
+	days := simulate.DefaultWindowDays
+	if opts.WindowDays != nil {
+		if *opts.WindowDays < 1 || *opts.WindowDays > simulate.MaxWindowDays {
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "windowDays", Message: "windowDays: must be 1 to 90"}
+		}
+		days = *opts.WindowDays
+	}
+	if opts.FlowType != "" && !opts.FlowType.Valid() {
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "flowType", Message: "flowType: must be uac_intercept, tech_jit_admin or ai_tool_action"}
+	}
+	site := ""
+	if opts.SiteID != nil {
+		if _, err := store.ParseID(*opts.SiteID); err != nil {
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "siteId", Message: "siteId: must be a UUID"}
+		}
+		site = canonicalID(*opts.SiteID)
+		if c.Sites != nil && !containsID(c.Sites, site) {
+			return lifecycleError(lifecycle.ErrSiteDenied, nil)
+		}
+	}
+	draftFields["name"], draftFields["verdict"] = json.RawMessage(`"preview"`), json.RawMessage(`"require_approval"`)
+	raw, _ := json.Marshal(draftFields)
+	var draft engine.Rule
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&draft); err != nil {
+		return s.bodyError(err)
+	}
+	if err := engine.ValidateRule(&draft); err != nil {
+		return lifecycleError(err, ruleFields)
+	}
+	draft = engine.NormalizeRule(draft)
+	var groups []engine.SignerGroup
+	if err := s.lc.Store().View(func(sn *store.Snapshot) error {
+		rs, err := sn.RuleSet(org)
+		if err == nil {
+			groups = rs.SignerGroups
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	res, err := simulate.Preview(s.lc.Store(), simulate.PreviewInput{OrgID: org, Draft: draft, Groups: groups, WindowDays: days,
+		Flow: opts.FlowType, SiteID: site, Sites: c.Sites, Now: s.lc.Clock().Now(), MaxScan: s.conf.PreviewMaxScan})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Success bool `json:"success"`
+		*simulate.PreviewResult
+	}{true, res})
+	return nil
+}
+
+// bodyError turns a JSON decoding error into a 400.
+func (s *Server) bodyError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: te.Field, Message: te.Field + ": must be a " + te.Type.String()}
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		f = strings.Trim(f, `"`)
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: f, Message: f + ": is not a known field"}
+	}
+	return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Message: "request body: " + msg}
+}
+
+// listSignerGroups is GET /api/v1/pam/signer-groups, by name.
+func (s *Server) listSignerGroups(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	var o *store.Org
+	var rs *store.RuleSet
+	err = s.lc.Store().View(func(sn *store.Snapshot) error {
+		var err error
+		if o, err = sn.Org(org); err != nil {
+			return err
+		}
+		rs, err = sn.RuleSet(org)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	type apiGroup struct {
+		engine.SignerGroup
+		Source string `json:"source"`
+	}
+	out := make([]apiGroup, 0, len(rs.SignerGroups))
+	for _, g := range rs.SignerGroups {
+		out = append(out, apiGroup{g, "api"})
+	}
+	_, fileGroups, _ := s.lc.FileRulesOf(o)
+	for _, g := range fileGroups {
+		out = append(out, apiGroup{g, "file"})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "signerGroups": out})
+	return nil
+}
+
+func (s *Server) createSignerGroup(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	var body lifecycle.SignerGroupInput
+	if err := s.decodeBody(w, req, &body); err != nil {
+		return err
+	}
+	g, err := s.lc.CreateSignerGroup(org, body, admin(c))
+	if err != nil {
+		return lifecycleError(err, nil)
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"success": true, "signerGroup": g})
+	return nil
+}
+
+func (s *Server) patchSignerGroup(w http.ResponseWriter, req *http.Request, ps httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	id, err := s.pathID(ps)
+	if err != nil {
+		return err
+	}
+	var body lifecycle.SignerGroupInput
+	if err := s.decodeBody(w, req, &body); err != nil {
+		return err
+	}
+	g, err := s.lc.UpdateSignerGroup(org, id, body, admin(c))
+	if err != nil {
+		return lifecycleError(err, nil)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "signerGroup": g})
+	return nil
+}
+
+func (s *Server) deleteSignerGroup(w http.ResponseWriter, req *http.Request, ps httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	id, err := s.pathID(ps)
+	if err != nil {
+		return err
+	}
+	if err := s.lc.DeleteSignerGroup(org, id, admin(c)); err != nil {
+		return lifecycleError(err, nil)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true})
+	return nil
+}
+
+// orgConfigBody is the organisation's PAM settings as the API shows them.
+func (s *Server) orgConfigBody(o *store.Org) map[string]any {
+	eff := s.lc.OrgConfig(o)
+	def := eff.DefaultUnmatchedVerdict
+	if def == "" {
+		def = engine.VerdictRequireApproval
+	}
+	return map[string]any{"orgId": o.ID, "defaultUnmatchedVerdict": def, "uacInterceptionEnabled": o.UacInterceptionEnabled,
+		"actuatorEnabled": o.ActuatorEnabled}
+}
+
+// getConfig is GET /api/v1/pam/config: the effective settings.
+func (s *Server) getConfig(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	var o *store.Org
+	if err := s.lc.Store().View(func(sn *store.Snapshot) error {
+		var err error
+		o, err = sn.Org(org)
+		return err
+	}); err != nil {
+		return lifecycleError(err, nil)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "config": s.orgConfigBody(o)})
+	return nil
+}
+
+// putConfig is PUT /api/v1/pam/config: sets the settings the body names
+// (uacInterceptionEnabled: null clears it back to "not set").
+func (s *Server) putConfig(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	var raw map[string]json.RawMessage
+	if err := s.decodeBody(w, req, &raw); err != nil {
+		return err
+	}
+	var in lifecycle.ConfigInput
+	for k, v := range raw {
+		var err error
+		switch k {
+		case "defaultUnmatchedVerdict":
+			err = json.Unmarshal(v, &in.DefaultUnmatchedVerdict)
+			if err == nil && in.DefaultUnmatchedVerdict == nil {
+				err = errors.New("null")
+			}
+		case "uacInterceptionEnabled":
+			if string(v) == "null" {
+				in.ClearUacInterception = true
+			} else {
+				err = json.Unmarshal(v, &in.UacInterceptionEnabled)
+			}
+		case "actuatorEnabled":
+			err = json.Unmarshal(v, &in.ActuatorEnabled)
+			if err == nil && in.ActuatorEnabled == nil {
+				err = errors.New("null")
+			}
+		default:
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: k, Message: k + ": is not a known field"}
+		}
+		if err != nil {
+			want := "a boolean"
+			if k == "defaultUnmatchedVerdict" {
+				want = "require_approval or auto_deny"
+			}
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: k, Message: k + ": must be " + want}
+		}
+	}
+	o, err := s.lc.SetConfig(org, in, admin(c))
+	if err != nil {
+		return lifecycleError(err, nil)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "config": s.orgConfigBody(o)})
+	return nil
+}
+
+// decide is POST /api/v1/pam/decide: the decision (and, with explain, its
+// trace) the organisation's live rules give an observation. Nothing is
+// stored; this is for testing agents and rules.
+func (s *Server) decide(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
+	org, err := s.org(req, c)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		FlowType    engine.FlowType    `json:"flowType"`
+		Observation engine.Observation `json:"observation"`
+		DeviceID    string             `json:"deviceId"`
+		At          *time.Time         `json:"at"`
+		Explain     bool               `json:"explain"`
+	}
+	if err := s.decodeBody(w, req, &body); err != nil {
+		return err
+	}
+	if body.DeviceID != "" {
+		if _, err := store.ParseID(body.DeviceID); err != nil {
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "deviceId", Message: "deviceId: must be a UUID"}
+		}
+	}
+	if body.Observation.SiteID != "" {
+		if _, err := store.ParseID(body.Observation.SiteID); err != nil {
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "observation.siteId", Message: "observation.siteId: must be a UUID"}
+		}
+		body.Observation.SiteID = canonicalID(body.Observation.SiteID)
+	}
+	in := lifecycle.EvaluateInput{Flow: body.FlowType, Observation: body.Observation, DeviceID: body.DeviceID, Explain: body.Explain}
+	if body.At != nil {
+		in.At = *body.At
+	}
+	start := time.Now()
+	d, err := s.lc.Evaluate(org, in)
+	if err != nil {
+		if errors.Is(err, lifecycle.ErrNotFound) {
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "deviceId", Message: "deviceId: no such device in the organisation"}
+		}
+		return lifecycleError(err, observationFields)
+	}
+	s.recordDecision(string(body.FlowType), string(d.Outcome), time.Since(start))
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "decision": d})
+	return nil
+}
+
+// observationFields names observation fields as the decide body nests them.
+var observationFields = func() map[string]string {
+	m := map[string]string{}
+	for _, f := range []string{"subjectUsername", "targetExecutablePath", "targetExecutableHash", "targetExecutableSigner",
+		"targetExecutableSignerThumbprint", "parentImage", "commandLine", "adGroups", "toolName", "riskTier",
+		"requestedDurationMinutes", "observedAt"} {
+		m[f] = "observation." + f
+		m["observation."+f] = "observation." + f
+	}
+	return m
+}()
