@@ -57,6 +57,8 @@ const (
 	pAuditHead   = 'h'
 	pCommand     = 'x'
 	pCount       = 'k'
+	pAPIKey      = 'K' // 'K' id: API key (JSON; the key itself is never stored)
+	pAPIKeyHash  = 'H' // 'H' sha256(API key): id of the key (16 bytes); only while not revoked
 )
 
 // Secondary index kinds (after 'i' org).
