@@ -1,10 +1,11 @@
 package lifecycle
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/elevate-pam/elevate/engine"
@@ -200,10 +201,41 @@ func mergeRule(old *engine.Rule, patch map[string]json.RawMessage) (*engine.Rule
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
+	return DecodeRule(b)
+}
+
+// ruleFieldNames are the JSON names of a rule's fields.
+var ruleFieldNames = func() map[string]bool {
+	names := map[string]bool{}
+	t := reflect.TypeOf(engine.Rule{})
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	return names
+}()
+
+// DecodeRule reads a rule from a write's JSON body strictly: an unknown
+// field is an error naming it (the rule's own decoder, which applies the
+// create defaults, would drop it), as is a value of the wrong type.
+func DecodeRule(data []byte) (*engine.Rule, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, decodeFieldError(err)
+	}
+	var es engine.FieldErrors
+	for k := range m {
+		if !ruleFieldNames[k] {
+			es = append(es, &engine.FieldError{Field: k, Reason: "is not a known field"})
+		}
+	}
+	if len(es) > 0 {
+		slices.SortFunc(es, func(a, b *engine.FieldError) int { return strings.Compare(a.Field, b.Field) })
+		return nil, es
+	}
 	var r engine.Rule
-	if err := dec.Decode(&r); err != nil {
+	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, decodeFieldError(err)
 	}
 	return &r, nil
@@ -247,9 +279,23 @@ func (s *Service) checkRuleRefs(tx *store.Tx, r *engine.Rule) error {
 
 // SignerGroupInput is the body of a signer-group create or update.
 type SignerGroupInput struct {
-	Name        *string               `json:"name"`
-	Description *string               `json:"description"`
-	Signers     *[]engine.SignerEntry `json:"signers"`
+	Name        *string            `json:"name"`
+	Description *string            `json:"description"`
+	Signers     *[]json.RawMessage `json:"signers"`
+}
+
+// signers decodes the entries strictly (engine.StrictSignerEntry): a
+// misspelt key must not turn a pinned entry into a forgeable CN-only one.
+func (in SignerGroupInput) signers() ([]engine.SignerEntry, error) {
+	out := make([]engine.SignerEntry, 0, len(*in.Signers))
+	for i, raw := range *in.Signers {
+		e, err := engine.StrictSignerEntry(raw)
+		if err != nil {
+			return nil, engine.FieldErrors{&engine.FieldError{Field: fmt.Sprintf("signers[%d]", i), Reason: err.Error()}}
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // CreateSignerGroup validates, normalises and stores a signer group.
@@ -259,8 +305,12 @@ func (s *Service) CreateSignerGroup(org string, in SignerGroupInput, a Admin) (*
 		return nil, engine.FieldErrors{&engine.FieldError{Field: "name", Reason: "is required"}}
 	}
 	g.Name, g.Description = *in.Name, in.Description
+	g.Signers = []engine.SignerEntry{}
 	if in.Signers != nil {
-		g.Signers = *in.Signers
+		var err error
+		if g.Signers, err = in.signers(); err != nil {
+			return nil, err
+		}
 	}
 	g.ID = store.NewID(s.clock.Now())
 	return s.putSignerGroup(&g, nil, auditGroupCreated, a)
@@ -285,7 +335,9 @@ func (s *Service) UpdateSignerGroup(org, id string, in SignerGroupInput, a Admin
 		g.Description = in.Description
 	}
 	if in.Signers != nil {
-		g.Signers = *in.Signers
+		if g.Signers, err = in.signers(); err != nil {
+			return nil, err
+		}
 	}
 	return s.putSignerGroup(&g, old, auditGroupUpdated, a)
 }

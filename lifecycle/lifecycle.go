@@ -120,8 +120,10 @@ type FileOrg struct {
 	// RuleOrigins says where each rule was declared (file:line:col).
 	RuleOrigins []string
 	Groups      []engine.SignerGroup
-	// Config, when not nil, is the settings the files declare.
-	Config *engine.OrgConfig
+	// Config, when not nil, is the settings the files declare, and
+	// UACInterception the pam feature's org-level fallback they set.
+	Config          *engine.OrgConfig
+	UACInterception *bool
 }
 
 type fileSet struct {
@@ -192,6 +194,22 @@ func (s *Service) OrgConfig(o *store.Org) engine.OrgConfig {
 		}
 	}
 	return c
+}
+
+// UACInterception is the organisation's uacInterceptionEnabled: its own
+// where set over the API, else the rule files' (nil: not set).
+func (s *Service) UACInterception(o *store.Org) *bool {
+	if o.UacInterceptionEnabled != nil {
+		return o.UacInterceptionEnabled
+	}
+	fos, _ := s.fileOrgs(o)
+	var v *bool
+	for _, f := range fos {
+		if f.UACInterception != nil {
+			v = f.UACInterception
+		}
+	}
+	return v
 }
 
 func sameID(a, b string) bool {

@@ -83,6 +83,7 @@ func (s *Server) agentIngest(w http.ResponseWriter, req *http.Request, ps httpro
 	if err != nil {
 		return lifecycleError(err, agentFields)
 	}
+	s.recordDecision(string(in.Flow), string(res.Decision.Outcome), 0)
 	if res.Request == nil {
 		writeJSON(w, http.StatusOK, map[string]any{"success": true, "id": nil, "status": "ignored"})
 		return nil

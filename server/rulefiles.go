@@ -132,11 +132,17 @@ func compileRuleDir(dir string) ([]lifecycle.FileOrg, error) {
 	for _, o := range repo.Orgs {
 		fo := lifecycle.FileOrg{Org: o.Name, Rules: o.Rules, Groups: o.Groups}
 		for _, at := range o.RuleAt {
+			// Origins are shown to API callers: relative to the rule
+			// directory, never the server's paths.
+			if rel, err := filepath.Rel(dir, at.File); err == nil {
+				at.File = filepath.ToSlash(rel)
+			}
 			fo.RuleOrigins = append(fo.RuleOrigins, at.String())
 		}
 		if o.ConfigAt != nil {
 			c := o.Config
 			fo.Config = &c
+			fo.UACInterception = o.UACInterception
 		}
 		orgs = append(orgs, fo)
 	}

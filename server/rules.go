@@ -155,10 +155,15 @@ func (s *Server) createRule(w http.ResponseWriter, req *http.Request, _ httprout
 	if err != nil {
 		return err
 	}
-	var body engine.Rule
-	if err := s.decodeBody(w, req, &body); err != nil {
+	var raw json.RawMessage
+	if err := s.decodeBody(w, req, &raw); err != nil {
 		return err
 	}
+	rule, err := lifecycle.DecodeRule(raw)
+	if err != nil {
+		return lifecycleError(err, ruleFields)
+	}
+	body := *rule
 	if body.OrgID != "" && !sameID(body.OrgID, org) {
 		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "orgId", Message: "orgId: not the organisation this request acts on (use ?orgId=)"}
 	}
@@ -274,12 +279,11 @@ func (s *Server) previewRule(w http.ResponseWriter, req *http.Request, _ httprou
 	}
 	draftFields["name"], draftFields["verdict"] = json.RawMessage(`"preview"`), json.RawMessage(`"require_approval"`)
 	raw, _ := json.Marshal(draftFields)
-	var draft engine.Rule
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&draft); err != nil {
-		return s.bodyError(err)
+	d, err := lifecycle.DecodeRule(raw)
+	if err != nil {
+		return lifecycleError(err, ruleFields)
 	}
+	draft := *d
 	if err := engine.ValidateRule(&draft); err != nil {
 		return lifecycleError(err, ruleFields)
 	}
@@ -304,20 +308,6 @@ func (s *Server) previewRule(w http.ResponseWriter, req *http.Request, _ httprou
 		*simulate.PreviewResult
 	}{true, res})
 	return nil
-}
-
-// bodyError turns a JSON decoding error into a 400.
-func (s *Server) bodyError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: te.Field, Message: te.Field + ": must be a " + te.Type.String()}
-	}
-	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		f = strings.Trim(f, `"`)
-		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: f, Message: f + ": is not a known field"}
-	}
-	return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Message: "request body: " + msg}
 }
 
 // listSignerGroups is GET /api/v1/pam/signer-groups, by name.
@@ -416,7 +406,7 @@ func (s *Server) orgConfigBody(o *store.Org) map[string]any {
 	if def == "" {
 		def = engine.VerdictRequireApproval
 	}
-	return map[string]any{"orgId": o.ID, "defaultUnmatchedVerdict": def, "uacInterceptionEnabled": o.UacInterceptionEnabled,
+	return map[string]any{"orgId": o.ID, "defaultUnmatchedVerdict": def, "uacInterceptionEnabled": s.lc.UACInterception(o),
 		"actuatorEnabled": o.ActuatorEnabled}
 }
 

@@ -89,7 +89,24 @@ type Server struct {
 	routes    []Route
 	conf      Config
 	files     *ruleFiles
+	m         *metrics
 	outer     http.Handler // the router behind CORS and the request timeout
+}
+
+// NewChecked is New after checking the configuration: the CORS settings
+// and the token-verification keys must be usable, so a server never
+// starts with a configuration it would fail on later.
+func NewChecked(c Config) (*Server, error) {
+	if c.CORS != nil {
+		if err := c.CORS.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	s := New(c)
+	if err := s.AuthError(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // New builds the server and its routes.
@@ -98,6 +115,7 @@ func New(c Config) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.m = newMetrics()
 	if c.RulesDir != "" {
 		s.files = &ruleFiles{dir: c.RulesDir}
 	}
@@ -136,6 +154,7 @@ func New(c Config) *Server {
 	s.authRoutes()
 	s.inventoryRoutes()
 	s.systemRoutes()
+	s.openapiRoutes()
 	if c.FakeClock != nil {
 		s.route("GET", "/api/v1/debug/clock", SurfaceDebug, s.user(PermRead, false, s.getClock))
 		s.route("PUT", "/api/v1/debug/clock", SurfaceDebug, s.user(PermWrite, true, s.setClock))
@@ -283,11 +302,19 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Par
 		if !st.OK {
 			body["status"] = "degraded"
 		}
-		st.Dir = ""
-		body["ruleFiles"] = st
+		// Unauthenticated: the state, not the paths or text of the files
+		// (the error is in the log).
+		body["ruleFiles"] = map[string]any{"ok": st.OK, "generation": st.Generation, "loadedAt": st.LoadedAt, "failedAt": nullTime(st.FailedAt)}
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
 }
 
 // getClock is GET /api/v1/debug/clock (fake-clock servers only).

@@ -28,6 +28,7 @@ type env struct {
 	device string
 	token  string
 	logs   *bytes.Buffer
+	server *Server
 }
 
 // newEnv serves the API on a loopback port over a store on disk holding
@@ -61,7 +62,8 @@ func newEnv(t *testing.T, c Config, rules ...engine.Rule) *env {
 	}
 	c.Lifecycle = e.lc
 	c.Logger = slog.New(slog.NewTextHandler(e.logs, nil))
-	var h http.Handler = New(c)
+	e.server = New(c)
+	var h http.Handler = e.server
 	for _, wrap := range testHandlerWraps {
 		h = wrap(t, h)
 	}

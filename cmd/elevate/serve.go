@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,27 +27,65 @@ import (
 	"github.com/elevate-pam/elevate/store"
 )
 
-const serveUsage = `Usage: elevate serve [--data DIR] [--addr HOST:PORT]
+const serveUsage = `Usage: elevate serve [flags]
 
-Serves the HTTP API on the data directory (created when missing), sweeps
-expired grants and stale requests every minute, and stops gracefully on
-SIGINT or SIGTERM, finishing the requests in flight. Today the API has the
-agent endpoint POST /api/v1/agents/:id/elevation-requests (a device's agent
-token as its bearer token; "elevate device add" makes one), the request
-lists and transitions under /api/v1/pam (a user's JWT; "elevate token"
-mints one), /healthz and /readyz.
+Serves the HTTP API over the data directory (created when missing): the
+agent endpoint, the PAM control plane, inventory administration, /healthz,
+/readyz, /metrics and /openapi.json. Rules come from the rule directory
+(reloaded when its files change; a broken edit keeps the last good set)
+merged with the rules managed over the API. Expired grants and stale
+requests are swept every minute. SIGINT or SIGTERM stops the server after
+the requests in flight finish.
+
+Every flag can also be set by an environment variable: ELEVATE_ and the
+flag's name in capitals with - as _ (ELEVATE_ADDR, ELEVATE_TLS_CERT, …);
+a flag on the command line wins.
 
 Flags:
 `
+
+// serveConfig is what runServe was asked for.
+type serveConfig struct {
+	dir, addr, secretFile, rulesDir string
+	sweep, reload, reqTimeout     time.Duration
+	fakeClock                     bool
+	fakeStart                     string
+	tlsCert, tlsKey               string
+	corsOrigins, corsHeaders      string
+	corsCredentials               bool
+	disable                       string
+	logLevel                      string
+	previewMaxScan                int
+	jwksFile, jwksURL             string
+	issuer, audience              string
+}
 
 // runServe runs the server until ctx ends (a signal, or a test). ready, if
 // not nil, receives the address listened on.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	fs := newFlags("serve", serveUsage, stderr)
-	dir := fs.String("data", "data", "the data directory")
-	addr := fs.String("addr", ":8080", "the address to listen on")
-	sweep := fs.Duration("sweep-every", time.Minute, "how often expired grants and stale requests are swept")
-	secretFile := fs.String("jwt-secret-file", "", "file holding the HS256 secret of users' tokens (default: $ELEVATE_JWT_SECRET, else DIR/jwt-secret, made on first start)")
+	var sc serveConfig
+	fs.StringVar(&sc.dir, "data", "data", "the data directory")
+	fs.StringVar(&sc.addr, "addr", ":8080", "the address to listen on")
+	fs.DurationVar(&sc.sweep, "sweep-every", time.Minute, "how often expired grants and stale requests are swept")
+	fs.StringVar(&sc.secretFile, "jwt-secret-file", "", "file holding the HS256 secret of users' tokens (default: $ELEVATE_JWT_SECRET, else DIR/jwt-secret, made on first start)")
+	fs.StringVar(&sc.jwksFile, "jwks-file", "", "JSON Web Key Set file whose RS256/ES256 keys verify users' tokens")
+	fs.StringVar(&sc.jwksURL, "jwks-url", "", "JSON Web Key Set URL whose RS256/ES256 keys verify users' tokens")
+	fs.StringVar(&sc.issuer, "jwt-issuer", "", "when set, users' tokens must carry this iss")
+	fs.StringVar(&sc.audience, "jwt-audience", "", "when set, users' tokens must carry this aud")
+	fs.StringVar(&sc.rulesDir, "rules", "rules", `the rule-file directory served beside the API's rules ("" for none)`)
+	fs.DurationVar(&sc.reload, "rules-reload-every", 2*time.Second, "how often the rule files are checked for changes")
+	fs.DurationVar(&sc.reqTimeout, "request-timeout", server.DefaultRequestTimeout, "requests running longer end with 408")
+	fs.BoolVar(&sc.fakeClock, "fake-clock", false, "run on a clock a system-scope caller sets with PUT /api/v1/debug/clock (tests, demos)")
+	fs.StringVar(&sc.fakeStart, "fake-clock-start", "", "the fake clock's first reading (RFC 3339; default: now)")
+	fs.StringVar(&sc.tlsCert, "tls-cert", "", "certificate file (PEM): serve HTTPS")
+	fs.StringVar(&sc.tlsKey, "tls-key", "", "private key file (PEM) of --tls-cert")
+	fs.StringVar(&sc.corsOrigins, "cors-origins", "", "comma-separated origins allowed to call the API from a browser (* for any, without credentials)")
+	fs.StringVar(&sc.corsHeaders, "cors-headers", "", "comma-separated request headers allowed cross-origin (default Authorization, Content-Type, X-API-Key)")
+	fs.BoolVar(&sc.corsCredentials, "cors-credentials", false, "allow cross-origin requests with credentials")
+	fs.StringVar(&sc.disable, "disable", "", "comma-separated API surfaces to switch off (they answer 404): agent, pam, inventory, metrics, openapi")
+	fs.StringVar(&sc.logLevel, "log-level", "info", "debug, info, warn or error (changeable at run time over PUT /api/v1/system/log-level)")
+	fs.IntVar(&sc.previewMaxScan, "preview-max-scan", 0, "the most requests a rule preview reads (default 1000000; 5000 is Breeze's)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -54,39 +93,119 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		fs.Usage()
 		return exitUsage
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	st, code := openData("serve", *dir, false, stderr)
+	if err := flagsFromEnv(fs, os.Getenv); err != nil {
+		fmt.Fprintf(stderr, "elevate serve: %v\n", err)
+		return exitUsage
+	}
+	level := new(slog.LevelVar)
+	if err := level.UnmarshalText([]byte(sc.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "elevate serve: --log-level: %v\n", err)
+		return exitUsage
+	}
+	if (sc.tlsCert == "") != (sc.tlsKey == "") {
+		fmt.Fprintln(stderr, "elevate serve: --tls-cert and --tls-key go together")
+		return exitUsage
+	}
+	conf := server.Config{Logger: slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})), LogLevel: level,
+		RequestTimeout: sc.reqTimeout, PreviewMaxScan: sc.previewMaxScan,
+		Auth: server.AuthConfig{JWKSFile: sc.jwksFile, JWKSURL: sc.jwksURL, Issuer: sc.issuer, Audience: sc.audience}}
+	log := conf.Logger
+	if sc.disable != "" {
+		conf.Surfaces = map[string]bool{}
+		for _, name := range splitList(sc.disable) {
+			switch name {
+			case server.SurfaceAgent, server.SurfacePAM, server.SurfaceInventory, server.SurfaceMetrics, server.SurfaceOpenAPI:
+				conf.Surfaces[name] = false
+			default:
+				fmt.Fprintf(stderr, "elevate serve: --disable: unknown surface %q\n", name)
+				return exitUsage
+			}
+		}
+	}
+	if sc.corsOrigins != "" {
+		conf.CORS = &server.CORSConfig{AllowedOrigins: splitList(sc.corsOrigins), AllowedHeaders: splitList(sc.corsHeaders),
+			AllowCredentials: sc.corsCredentials}
+		if err := conf.CORS.Validate(); err != nil {
+			fmt.Fprintf(stderr, "elevate serve: %v\n", err)
+			return exitUsage
+		}
+	}
+	var clock lifecycle.Clock
+	if sc.fakeClock {
+		start := time.Now().UTC()
+		if sc.fakeStart != "" {
+			t, err := time.Parse(time.RFC3339Nano, sc.fakeStart)
+			if err != nil {
+				fmt.Fprintf(stderr, "elevate serve: --fake-clock-start: %v\n", err)
+				return exitUsage
+			}
+			start = t
+		}
+		conf.FakeClock = lifecycle.NewFakeClock(start)
+		clock = conf.FakeClock
+		log.Warn("running on a fake clock that system-scope callers can set; not for production")
+	}
+	if sc.rulesDir != "" {
+		if st, err := os.Stat(sc.rulesDir); err == nil && st.IsDir() {
+			conf.RulesDir = sc.rulesDir
+		} else if isSet(fs, "rules") {
+			fmt.Fprintf(stderr, "elevate serve: --rules: %s is not a directory\n", sc.rulesDir)
+			return exitUsage
+		} else {
+			log.Info("no rule directory; serving the API's rules only", "dir", sc.rulesDir)
+		}
+	}
+
+	st, code := openData("serve", sc.dir, false, stderr)
 	if st == nil {
 		return code
 	}
 	defer st.Close()
-	secret, made, err := jwtSecret(*dir, *secretFile)
+	secret, made, err := jwtSecret(sc.dir, sc.secretFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "elevate serve: %v\n", err)
 		return exitInternal
 	}
 	if made {
-		log.Info("made a development signing secret for user tokens; mint one with: elevate token --data " + *dir + " --org ORG-ID")
+		log.Info("made a development signing secret for user tokens; mint one with: elevate token --data " + sc.dir + " --org ORG-ID")
 	}
-	lc := lifecycle.New(lifecycle.Config{Store: st})
+	conf.JWTSecret = secret
+	conf.Lifecycle = lifecycle.New(lifecycle.Config{Store: st, Clock: clock})
+	api, err := server.NewChecked(conf)
+	if err != nil {
+		fmt.Fprintf(stderr, "elevate serve: %v\n", err)
+		return exitUsage
+	}
+	if err := api.LoadRuleFiles(); err != nil {
+		fmt.Fprintf(stderr, "elevate serve: the rule files in %s do not load, so the server does not start:\n%v\n", sc.rulesDir, err)
+		return exitCompile
+	}
 	srv := &http.Server{
-		Handler:           server.New(server.Config{Lifecycle: lc, Logger: log, JWTSecret: secret}),
+		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      sc.reqTimeout + 10*time.Second,
 		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", sc.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "elevate serve: %v\n", err)
 		return exitInternal
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go lc.RunSweeper(ctx, *sweep, func(err error) { log.Error("sweep", "error", err.Error()) })
+	go conf.Lifecycle.RunSweeper(ctx, sc.sweep, func(err error) { log.Error("sweep", "error", err.Error()) })
+	go api.WatchRuleFiles(ctx, sc.reload)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "data", st.Dir())
+	go func() {
+		if sc.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, sc.tlsCert, sc.tlsKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	log.Info("serving", "addr", ln.Addr().String(), "tls", sc.tlsCert != "", "data", st.Dir(), "rules", conf.RulesDir)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -105,6 +224,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	log.Info("stopped")
 	return exitOK
 }
+
+// flagsFromEnv sets each flag not given on the command line from
+// ELEVATE_<NAME> when that variable is set.
+func flagsFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || isSet(fs, f.Name) {
+			return
+		}
+		name := "ELEVATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %v", name, e)
+			}
+		}
+	})
+	return err
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 
 const deviceUsage = `Usage: elevate device add --data DIR --org ORG --hostname NAME
 
