@@ -701,3 +701,19 @@ func moveLiteral(r *Rule, f matchField, l literal) bool {
 	}
 	return true
 }
+
+// ConditionSignerGroups lists the signer-group names a rule condition
+// refers to with signers("…"), in order of appearance (repeats kept).
+func ConditionSignerGroups(src string) ([]string, error) {
+	x, err := ParseCondition(src)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	nnf(x, false).each(func(l literal) {
+		if l.group {
+			names = append(names, l.value.Value)
+		}
+	})
+	return names, nil
+}

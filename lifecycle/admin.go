@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -230,6 +231,23 @@ func DecodeRule(data []byte) (*engine.Rule, error) {
 			es = append(es, &engine.FieldError{Field: k, Reason: "is not a known field"})
 		}
 	}
+	for _, k := range []string{"name", "enabled", "priority", "verdict"} {
+		if v, ok := m[k]; ok && string(v) == "null" {
+			es = append(es, &engine.FieldError{Field: k, Reason: "must not be null"})
+		}
+	}
+	if v, ok := m["timeWindow"]; ok && string(v) != "null" {
+		dec := json.NewDecoder(bytes.NewReader(v))
+		dec.DisallowUnknownFields()
+		var tw engine.TimeWindow
+		if err := dec.Decode(&tw); err != nil {
+			fe := decodeFieldError(err).(engine.FieldErrors)
+			for _, e := range fe {
+				e.Field = "timeWindow." + e.Field
+			}
+			es = append(es, fe...)
+		}
+	}
 	if len(es) > 0 {
 		slices.SortFunc(es, func(a, b *engine.FieldError) int { return strings.Compare(a.Field, b.Field) })
 		return nil, es
@@ -267,6 +285,24 @@ func (s *Service) checkRuleRefs(tx *store.Tx, r *engine.Rule) error {
 			return err
 		}
 	}
+	if r.Condition != nil {
+		names, err := engine.ConditionSignerGroups(*r.Condition)
+		if err != nil {
+			return engine.FieldErrors{&engine.FieldError{Field: "condition", Reason: err.Error()}}
+		}
+		if len(names) > 0 {
+			groups, err := rd.RuleSet(r.OrgID)
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				if c := countNamed(groups.SignerGroups, n); c != 1 {
+					return engine.FieldErrors{&engine.FieldError{Field: "condition",
+						Reason: fmt.Sprintf("signers(%q): the organisation has %d signer groups of that name (one is needed)", n, c)}}
+				}
+			}
+		}
+	}
 	if g := r.MatchSignerGroupID; g != nil {
 		if _, err := rd.SignerGroup(r.OrgID, *g); errors.Is(err, store.ErrNotFound) {
 			return engine.FieldErrors{&engine.FieldError{Field: "matchSignerGroupId", Reason: "no such signer group in the organisation"}}
@@ -275,6 +311,52 @@ func (s *Service) checkRuleRefs(tx *store.Tx, r *engine.Rule) error {
 		}
 	}
 	return nil
+}
+
+func sameName(a, b string) bool { return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b)) }
+
+func countNamed(groups []engine.SignerGroup, name string) int {
+	n := 0
+	for _, g := range groups {
+		if sameName(g.Name, name) {
+			n++
+		}
+	}
+	return n
+}
+
+// rulesUsing counts the organisation's rules that use a signer group: by
+// id, or by name in a condition.
+func rulesUsing(rules []engine.Rule, g *engine.SignerGroup) int {
+	n := 0
+	for _, r := range rules {
+		if r.MatchSignerGroupID != nil && strings.EqualFold(*r.MatchSignerGroupID, g.ID) || conditionNames(r, g.Name) {
+			n++
+		}
+	}
+	return n
+}
+
+// rulesUsingName counts the rules whose condition names a signer group.
+func rulesUsingName(rules []engine.Rule, name string) int {
+	n := 0
+	for _, r := range rules {
+		if conditionNames(r, name) {
+			n++
+		}
+	}
+	return n
+}
+
+// conditionNames reports whether a rule's condition names the group. A
+// condition that no longer parses counts as naming it: deleting or
+// renaming a group must not be what silences a rule.
+func conditionNames(r engine.Rule, name string) bool {
+	if r.Condition == nil {
+		return false
+	}
+	names, err := engine.ConditionSignerGroups(*r.Condition)
+	return err != nil || slices.ContainsFunc(names, func(x string) bool { return sameName(x, name) })
 }
 
 // SignerGroupInput is the body of a signer-group create or update.
@@ -313,57 +395,75 @@ func (s *Service) CreateSignerGroup(org string, in SignerGroupInput, a Admin) (*
 		}
 	}
 	g.ID = store.NewID(s.clock.Now())
-	return s.putSignerGroup(&g, nil, auditGroupCreated, a)
+	return s.putSignerGroup(&g, auditGroupCreated, a)
 }
 
-// UpdateSignerGroup changes the fields the input sets.
+// UpdateSignerGroup changes the fields the input sets. The read and the
+// write are one operation, so concurrent updates never lose each other's
+// changes; a rename is refused while rule conditions name the group.
 func (s *Service) UpdateSignerGroup(org, id string, in SignerGroupInput, a Admin) (*engine.SignerGroup, error) {
-	var old *engine.SignerGroup
-	err := s.st.View(func(sn *store.Snapshot) error {
+	var entries []engine.SignerEntry
+	if in.Signers != nil {
 		var err error
-		old, err = sn.SignerGroup(org, id)
-		return err
+		if entries, err = in.signers(); err != nil {
+			return nil, err
+		}
+	}
+	var out *engine.SignerGroup
+	err := s.st.Update(func(tx *store.Tx) error {
+		rd := tx.Read()
+		old, err := rd.SignerGroup(org, id)
+		if err != nil {
+			return err
+		}
+		g := *old
+		if in.Name != nil {
+			g.Name = *in.Name
+		}
+		if in.Description != nil {
+			g.Description = in.Description
+		}
+		if in.Signers != nil {
+			g.Signers = entries
+		}
+		if err := engine.ValidateSignerGroup(&g); err != nil {
+			return err
+		}
+		n := engine.NormalizeSignerGroup(g)
+		if !sameName(n.Name, old.Name) {
+			rules, err := rd.Rules(org)
+			if err != nil {
+				return err
+			}
+			if c := rulesUsingName(rules, old.Name); c > 0 {
+				return &InUseError{Rules: c}
+			}
+		}
+		if _, err := tx.PutSignerGroup(&n); err != nil {
+			return err // a duplicate name is a *store.ConflictError
+		}
+		tx.Audit(store.AuditRecord{OrgID: n.OrgID, At: s.clock.Now(), Action: auditGroupUpdated, Subject: n.ID, ActorKind: actorKind(a.Actor),
+			ActorID: a.ID, ActorName: a.Name, Details: details(map[string]any{"before": old, "after": n})})
+		out = &n
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	g := *old
-	if in.Name != nil {
-		g.Name = *in.Name
-	}
-	if in.Description != nil {
-		g.Description = in.Description
-	}
-	if in.Signers != nil {
-		if g.Signers, err = in.signers(); err != nil {
-			return nil, err
-		}
-	}
-	return s.putSignerGroup(&g, old, auditGroupUpdated, a)
+	return out, nil
 }
 
-func (s *Service) putSignerGroup(g *engine.SignerGroup, old *engine.SignerGroup, action string, a Admin) (*engine.SignerGroup, error) {
+func (s *Service) putSignerGroup(g *engine.SignerGroup, action string, a Admin) (*engine.SignerGroup, error) {
 	if err := engine.ValidateSignerGroup(g); err != nil {
 		return nil, err
 	}
 	n := engine.NormalizeSignerGroup(*g)
 	err := s.st.Update(func(tx *store.Tx) error {
-		if old != nil {
-			// The group must still be there: an update never resurrects
-			// a group deleted meanwhile.
-			if _, err := tx.Read().SignerGroup(n.OrgID, n.ID); err != nil {
-				return err
-			}
-		}
 		if _, err := tx.PutSignerGroup(&n); err != nil {
 			return err
 		}
-		d := map[string]any{"signerGroup": n}
-		if old != nil {
-			d = map[string]any{"before": old, "after": n}
-		}
 		tx.Audit(store.AuditRecord{OrgID: n.OrgID, At: s.clock.Now(), Action: action, Subject: n.ID, ActorKind: actorKind(a.Actor),
-			ActorID: a.ID, ActorName: a.Name, Details: details(d)})
+			ActorID: a.ID, ActorName: a.Name, Details: details(map[string]any{"signerGroup": n})})
 		return nil
 	})
 	if err != nil {
@@ -385,13 +485,7 @@ func (s *Service) DeleteSignerGroup(org, id string, a Admin) error {
 		if err != nil {
 			return err
 		}
-		n := 0
-		for _, r := range rules {
-			if r.MatchSignerGroupID != nil && strings.EqualFold(*r.MatchSignerGroupID, g.ID) {
-				n++
-			}
-		}
-		if n > 0 {
+		if n := rulesUsing(rules, g); n > 0 {
 			return &InUseError{Rules: n}
 		}
 		if _, err := tx.DeleteSignerGroup(org, g.ID); err != nil {
