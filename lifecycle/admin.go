@@ -296,7 +296,7 @@ func (s *Service) checkRuleRefs(tx *store.Tx, r *engine.Rule) error {
 				return err
 			}
 			for _, n := range names {
-				if c := countNamed(groups.SignerGroups, n); c != 1 {
+				if c := countNamed(groups.SignerGroups, n); c != 1 && !hasGroupID(groups.SignerGroups, n) {
 					return engine.FieldErrors{&engine.FieldError{Field: "condition",
 						Reason: fmt.Sprintf("signers(%q): the organisation has %d signer groups of that name (one is needed)", n, c)}}
 				}
@@ -315,6 +315,10 @@ func (s *Service) checkRuleRefs(tx *store.Tx, r *engine.Rule) error {
 
 func sameName(a, b string) bool { return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b)) }
 
+func hasGroupID(groups []engine.SignerGroup, id string) bool {
+	return slices.ContainsFunc(groups, func(g engine.SignerGroup) bool { return sameID(g.ID, id) })
+}
+
 func countNamed(groups []engine.SignerGroup, name string) int {
 	n := 0
 	for _, g := range groups {
@@ -330,7 +334,7 @@ func countNamed(groups []engine.SignerGroup, name string) int {
 func rulesUsing(rules []engine.Rule, g *engine.SignerGroup) int {
 	n := 0
 	for _, r := range rules {
-		if r.MatchSignerGroupID != nil && strings.EqualFold(*r.MatchSignerGroupID, g.ID) || conditionNames(r, g.Name) {
+		if r.MatchSignerGroupID != nil && strings.EqualFold(*r.MatchSignerGroupID, g.ID) || conditionNames(r, g.Name) || conditionNames(r, g.ID) {
 			n++
 		}
 	}
@@ -356,7 +360,7 @@ func conditionNames(r engine.Rule, name string) bool {
 		return false
 	}
 	names, err := engine.ConditionSignerGroups(*r.Condition)
-	return err != nil || slices.ContainsFunc(names, func(x string) bool { return sameName(x, name) })
+	return err != nil || slices.ContainsFunc(names, func(x string) bool { return sameName(x, name) || sameID(x, name) })
 }
 
 // SignerGroupInput is the body of a signer-group create or update.

@@ -3,6 +3,7 @@
 package simulate
 
 import (
+	"strings"
 	"time"
 
 	"github.com/elevate-pam/elevate/engine"
@@ -107,7 +108,8 @@ func Preview(st *store.Store, in PreviewInput) (*PreviewResult, error) {
 				res.TotalMatched++
 				res.StatusBreakdown[string(r.Status)]++
 				if len(res.Sample) < SampleSize {
-					res.Sample = append(res.Sample, Sample{ID: r.ID, RequestedAt: r.RequestedAt, FlowType: r.Flow,
+					// The row is lent for this call only: keep copies.
+					res.Sample = append(res.Sample, Sample{ID: strings.Clone(r.ID), RequestedAt: r.RequestedAt, FlowType: r.Flow,
 						SubjectUsername: nonEmpty(r.SubjectUsername), TargetExecutablePath: nonEmpty(r.TargetExecutablePath),
 						ToolName: nonEmpty(r.ToolName), Status: r.Status})
 				}
@@ -125,7 +127,8 @@ func nonEmpty(s string) *string {
 	if s == "" {
 		return nil
 	}
-	return &s
+	c := strings.Clone(s)
+	return &c
 }
 
 func canonical(id string) string {
