@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/elevate-pam/elevate/engine"
 	"github.com/elevate-pam/elevate/store"
@@ -42,6 +43,12 @@ func (e *InUseError) Unwrap() error { return ErrInUse }
 type Admin struct {
 	Actor
 	Sites []string
+}
+
+// audit records an administrative change in the organisation's chain.
+func (a Admin) audit(tx *store.Tx, org string, at time.Time, action, subject string, d map[string]any) {
+	tx.Audit(store.AuditRecord{OrgID: org, At: at, Action: action, Subject: subject, ActorKind: actorKind(a.Actor),
+		ActorID: a.ID, ActorName: a.Name, Details: details(d)})
 }
 
 // siteAllowed applies the site axis of rule writes (pam-semantics §11): a
@@ -94,8 +101,7 @@ func (s *Service) CreateRule(org string, r engine.Rule, a Admin) (*engine.Rule, 
 		if _, err := tx.PutRule(&r); err != nil {
 			return err
 		}
-		tx.Audit(store.AuditRecord{OrgID: r.OrgID, At: now, Action: auditRuleCreated, Subject: r.ID, ActorKind: actorKind(a.Actor),
-			ActorID: a.ID, ActorName: a.Name, Details: details(map[string]any{"rule": r})})
+		a.audit(tx, r.OrgID, now, auditRuleCreated, r.ID, map[string]any{"rule": r})
 		return nil
 	})
 	if err != nil {
@@ -144,8 +150,7 @@ func (s *Service) PatchRule(org, id string, patch map[string]json.RawMessage, a 
 		if _, err := tx.PutRule(r); err != nil {
 			return err
 		}
-		tx.Audit(store.AuditRecord{OrgID: org, At: r.UpdatedAt, Action: auditRuleUpdated, Subject: r.ID, ActorKind: actorKind(a.Actor),
-			ActorID: a.ID, ActorName: a.Name, Details: details(map[string]any{"before": old, "after": r})})
+		a.audit(tx, org, r.UpdatedAt, auditRuleUpdated, r.ID, map[string]any{"before": old, "after": r})
 		out = r
 		return nil
 	})
@@ -168,8 +173,7 @@ func (s *Service) DeleteRule(org, id string, a Admin) error {
 		if _, err := tx.DeleteRule(org, old.ID); err != nil {
 			return err
 		}
-		tx.Audit(store.AuditRecord{OrgID: org, At: s.clock.Now(), Action: auditRuleDeleted, Subject: old.ID, ActorKind: actorKind(a.Actor),
-			ActorID: a.ID, ActorName: a.Name, Details: details(map[string]any{"rule": old})})
+		a.audit(tx, org, s.clock.Now(), auditRuleDeleted, old.ID, map[string]any{"rule": old})
 		return nil
 	})
 	return err
@@ -446,8 +450,7 @@ func (s *Service) UpdateSignerGroup(org, id string, in SignerGroupInput, a Admin
 		if _, err := tx.PutSignerGroup(&n); err != nil {
 			return err // a duplicate name is a *store.ConflictError
 		}
-		tx.Audit(store.AuditRecord{OrgID: n.OrgID, At: s.clock.Now(), Action: auditGroupUpdated, Subject: n.ID, ActorKind: actorKind(a.Actor),
-			ActorID: a.ID, ActorName: a.Name, Details: details(map[string]any{"before": old, "after": n})})
+		a.audit(tx, n.OrgID, s.clock.Now(), auditGroupUpdated, n.ID, map[string]any{"before": old, "after": n})
 		out = &n
 		return nil
 	})
@@ -466,8 +469,7 @@ func (s *Service) putSignerGroup(g *engine.SignerGroup, action string, a Admin) 
 		if _, err := tx.PutSignerGroup(&n); err != nil {
 			return err
 		}
-		tx.Audit(store.AuditRecord{OrgID: n.OrgID, At: s.clock.Now(), Action: action, Subject: n.ID, ActorKind: actorKind(a.Actor),
-			ActorID: a.ID, ActorName: a.Name, Details: details(map[string]any{"signerGroup": n})})
+		a.audit(tx, n.OrgID, s.clock.Now(), action, n.ID, map[string]any{"signerGroup": n})
 		return nil
 	})
 	if err != nil {
@@ -495,8 +497,7 @@ func (s *Service) DeleteSignerGroup(org, id string, a Admin) error {
 		if _, err := tx.DeleteSignerGroup(org, g.ID); err != nil {
 			return err
 		}
-		tx.Audit(store.AuditRecord{OrgID: org, At: s.clock.Now(), Action: auditGroupDeleted, Subject: g.ID, ActorKind: actorKind(a.Actor),
-			ActorID: a.ID, ActorName: a.Name, Details: details(map[string]any{"signerGroup": g})})
+		a.audit(tx, org, s.clock.Now(), auditGroupDeleted, g.ID, map[string]any{"signerGroup": g})
 		return nil
 	})
 	return err
@@ -538,8 +539,7 @@ func (s *Service) SetConfig(org string, in ConfigInput, a Admin) (*store.Org, er
 		if err := tx.PutOrg(o); err != nil {
 			return err
 		}
-		tx.Audit(store.AuditRecord{OrgID: o.ID, At: s.clock.Now(), Action: auditConfigUpdated, Subject: o.ID, ActorKind: actorKind(a.Actor),
-			ActorID: a.ID, ActorName: a.Name, Details: details(map[string]any{"before": configOf(&before), "after": configOf(o)})})
+		a.audit(tx, o.ID, s.clock.Now(), auditConfigUpdated, o.ID, map[string]any{"before": configOf(&before), "after": configOf(o)})
 		out = o
 		return nil
 	})

@@ -25,12 +25,12 @@ func (s *Server) pamRoutes() {
 	s.route("GET", "/api/v1/pam/rules", SurfacePAM, s.user(PermRead, false, s.listRules))
 	s.route("POST", "/api/v1/pam/rules", SurfacePAM, s.user(PermWrite, true, s.createRule))
 	s.route("PATCH", "/api/v1/pam/rules/:id", SurfacePAM, s.user(PermWrite, true, s.patchRule))
-	s.route("DELETE", "/api/v1/pam/rules/:id", SurfacePAM, s.user(PermWrite, true, s.deleteRule))
+	s.route("DELETE", "/api/v1/pam/rules/:id", SurfacePAM, s.user(PermWrite, true, s.deleteWith(s.lc.DeleteRule)))
 	s.route("POST", "/api/v1/pam/rules/preview", SurfacePAM, s.user(PermWrite, false, s.previewRule))
 	s.route("GET", "/api/v1/pam/signer-groups", SurfacePAM, s.user(PermRead, false, s.listSignerGroups))
 	s.route("POST", "/api/v1/pam/signer-groups", SurfacePAM, s.user(PermWrite, true, s.createSignerGroup))
 	s.route("PATCH", "/api/v1/pam/signer-groups/:id", SurfacePAM, s.user(PermWrite, true, s.patchSignerGroup))
-	s.route("DELETE", "/api/v1/pam/signer-groups/:id", SurfacePAM, s.user(PermWrite, true, s.deleteSignerGroup))
+	s.route("DELETE", "/api/v1/pam/signer-groups/:id", SurfacePAM, s.user(PermWrite, true, s.deleteWith(s.lc.DeleteSignerGroup)))
 	s.route("GET", "/api/v1/pam/config", SurfacePAM, s.user(PermRead, false, s.getConfig))
 	s.route("PUT", "/api/v1/pam/config", SurfacePAM, s.user(PermWrite, true, s.putConfig))
 	s.route("POST", "/api/v1/pam/decide", SurfacePAM, s.user(PermRead, false, s.decide))
@@ -181,11 +181,7 @@ func (s *Server) createRule(w http.ResponseWriter, req *http.Request, _ httprout
 // patchRule is PATCH /api/v1/pam/rules/:id: the body's fields are laid
 // over the stored rule (null clears one) and the result is validated whole.
 func (s *Server) patchRule(w http.ResponseWriter, req *http.Request, ps httprouter.Params, c *Caller) error {
-	org, err := s.org(req, c)
-	if err != nil {
-		return err
-	}
-	id, err := s.pathID(ps)
+	org, id, err := s.orgAndID(req, ps, c)
 	if err != nil {
 		return err
 	}
@@ -204,25 +200,31 @@ func (s *Server) patchRule(w http.ResponseWriter, req *http.Request, ps httprout
 	return nil
 }
 
-// deleteRule is DELETE /api/v1/pam/rules/:id.
-func (s *Server) deleteRule(w http.ResponseWriter, req *http.Request, ps httprouter.Params, c *Caller) error {
-	org, err := s.org(req, c)
-	if err != nil {
-		return err
+// deleteWith is DELETE of a rule or signer group by :id.
+func (s *Server) deleteWith(del func(org, id string, a lifecycle.Admin) error) userHandler {
+	return func(w http.ResponseWriter, req *http.Request, ps httprouter.Params, c *Caller) error {
+		org, id, err := s.orgAndID(req, ps, c)
+		if err != nil {
+			return err
+		}
+		if err := del(org, id, admin(c)); err != nil {
+			return lifecycleError(err, nil)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"success": true})
+		return nil
 	}
-	id, err := s.pathID(ps)
-	if err != nil {
-		return err
-	}
-	if err := s.lc.DeleteRule(org, id, admin(c)); err != nil {
-		return lifecycleError(err, nil)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true})
-	return nil
 }
 
-// pathID reads a route's :id (400 unless a UUID).
-func (s *Server) pathID(ps httprouter.Params) (string, error) { return s.requestID(ps) }
+// orgAndID resolves the organisation a request acts on and the route's
+// :id (400 unless a UUID).
+func (s *Server) orgAndID(req *http.Request, ps httprouter.Params, c *Caller) (string, string, error) {
+	org, err := s.org(req, c)
+	if err != nil {
+		return "", "", err
+	}
+	id, err := s.requestID(ps)
+	return org, id, err
+}
 
 // previewRule is POST /api/v1/pam/rules/preview (pam-semantics §8): a
 // draft's criteria against the organisation's recent requests.
@@ -363,11 +365,7 @@ func (s *Server) createSignerGroup(w http.ResponseWriter, req *http.Request, _ h
 }
 
 func (s *Server) patchSignerGroup(w http.ResponseWriter, req *http.Request, ps httprouter.Params, c *Caller) error {
-	org, err := s.org(req, c)
-	if err != nil {
-		return err
-	}
-	id, err := s.pathID(ps)
+	org, id, err := s.orgAndID(req, ps, c)
 	if err != nil {
 		return err
 	}
@@ -380,22 +378,6 @@ func (s *Server) patchSignerGroup(w http.ResponseWriter, req *http.Request, ps h
 		return lifecycleError(err, nil)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "signerGroup": g})
-	return nil
-}
-
-func (s *Server) deleteSignerGroup(w http.ResponseWriter, req *http.Request, ps httprouter.Params, c *Caller) error {
-	org, err := s.org(req, c)
-	if err != nil {
-		return err
-	}
-	id, err := s.pathID(ps)
-	if err != nil {
-		return err
-	}
-	if err := s.lc.DeleteSignerGroup(org, id, admin(c)); err != nil {
-		return lifecycleError(err, nil)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true})
 	return nil
 }
 
