@@ -557,24 +557,10 @@ func (s *Server) invListSites(w http.ResponseWriter, req *http.Request, _ httpro
 // invCreateSite is POST /api/v1/sites?orgId=. A site-restricted caller
 // cannot create sites.
 func (s *Server) invCreateSite(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
-	if c.Sites != nil {
-		return invSiteDenied()
-	}
-	var body struct {
-		Name *string `json:"name"`
-	}
-	if err := s.decodeBody(w, req, &body); err != nil {
-		return err
-	}
-	org, err := s.org(req, c)
+	org, name, now, err := s.invNamedBody(w, req, c)
 	if err != nil {
 		return err
 	}
-	name, err := invText("name", body.Name, true, invMaxName)
-	if err != nil {
-		return err
-	}
-	now := s.lc.Clock().Now().UTC()
 	st := &store.Site{ID: store.NewID(now), OrgID: org, Name: name, CreatedAt: now}
 	err = s.lc.Store().Update(func(tx *store.Tx) error {
 		if err := tx.PutSite(st); err != nil {
@@ -587,6 +573,28 @@ func (s *Server) invCreateSite(w http.ResponseWriter, req *http.Request, _ httpr
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"success": true, "site": invSiteOf(st)})
 	return nil
+}
+
+// invNamedBody reads the create body of a site or device group ({name})
+// and the organisation it goes to. Both are organisation-wide objects, so
+// a site-restricted caller cannot create them.
+func (s *Server) invNamedBody(w http.ResponseWriter, req *http.Request, c *Caller) (org, name string, now time.Time, err error) {
+	if c.Sites != nil {
+		return "", "", now, invSiteDenied()
+	}
+	var body struct {
+		Name *string `json:"name"`
+	}
+	if err := s.decodeBody(w, req, &body); err != nil {
+		return "", "", now, err
+	}
+	if org, err = s.org(req, c); err != nil {
+		return "", "", now, err
+	}
+	if name, err = invText("name", body.Name, true, invMaxName); err != nil {
+		return "", "", now, err
+	}
+	return org, name, s.lc.Clock().Now().UTC(), nil
 }
 
 // invListGroups is GET /api/v1/device-groups. Groups belong to the
@@ -617,24 +625,10 @@ func (s *Server) invListGroups(w http.ResponseWriter, req *http.Request, _ httpr
 // invCreateGroup is POST /api/v1/device-groups?orgId=. Groups are
 // organisation-wide, so a site-restricted caller cannot create them.
 func (s *Server) invCreateGroup(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
-	if c.Sites != nil {
-		return invSiteDenied()
-	}
-	var body struct {
-		Name *string `json:"name"`
-	}
-	if err := s.decodeBody(w, req, &body); err != nil {
-		return err
-	}
-	org, err := s.org(req, c)
+	org, name, now, err := s.invNamedBody(w, req, c)
 	if err != nil {
 		return err
 	}
-	name, err := invText("name", body.Name, true, invMaxName)
-	if err != nil {
-		return err
-	}
-	now := s.lc.Clock().Now().UTC()
 	g := &store.DeviceGroup{ID: store.NewID(now), OrgID: org, Name: name, CreatedAt: now}
 	err = s.lc.Store().Update(func(tx *store.Tx) error {
 		if err := tx.PutDeviceGroup(g); err != nil {
