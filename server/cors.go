@@ -2,7 +2,9 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,109 +12,244 @@ import (
 )
 
 // CORSConfig says which foreign origins may call the API from a browser.
-// A nil configuration allows none (no CORS headers are sent).
+// A nil *CORSConfig allows none: the API is then same-origin only and no
+// CORS header is ever sent.
 type CORSConfig struct {
-	// AllowedOrigins lists origins ("https://admin.example.com") that may
-	// call; "*" allows any origin, but only without credentials.
+	// AllowedOrigins are the origins ("https://console.example.com", no
+	// path) whose pages may call the API. "*" allows every origin, and only
+	// without credentials.
 	AllowedOrigins []string
-	// AllowedHeaders are the request headers a cross-origin request may
-	// send; empty means Authorization, Content-Type and X-API-Key.
+	// AllowedHeaders are the request headers a page may send; empty means
+	// Authorization, Content-Type and X-API-Key.
 	AllowedHeaders []string
-	// ExposedHeaders are response headers the browser may show the page.
+	// ExposedHeaders are the response headers a page may read beyond the
+	// CORS-safelisted ones (Retry-After, X-Correlation-Id, …).
 	ExposedHeaders []string
-	// AllowCredentials lets the browser send cookies and authorization.
+	// AllowCredentials lets pages send cookies and HTTP authentication
+	// with their requests and read the answers.
 	AllowCredentials bool
-	// MaxAge is how long a browser may cache a preflight answer
-	// (0: ten minutes).
+	// MaxAge is how long a browser may cache a preflight answer (whole
+	// seconds; browsers cap it, Chromium at two hours); 0 means
+	// DefaultCORSMaxAge.
 	MaxAge time.Duration
 }
 
-// Validate refuses settings a browser would reject or that would be
-// unsafe: no origins, a wildcard with credentials, an origin that is not
-// scheme://host[:port].
+// defaultCORSHeaders are the request headers allowed when AllowedHeaders
+// is empty.
+var defaultCORSHeaders = []string{"Authorization", "Content-Type", "X-API-Key"}
+
+// DefaultCORSMaxAge is how long browsers may cache a preflight answer when
+// CORSConfig.MaxAge is 0.
+const DefaultCORSMaxAge = 10 * time.Minute
+
+// Validate reports a configuration that cannot work or would be unsafe:
+// no origin at all, an origin that is not scheme://host[:port], the
+// "null" origin, "*" together with credentials, header names that are not
+// tokens, a negative MaxAge. A nil configuration (no CORS) is valid.
 func (c *CORSConfig) Validate() error {
-	if len(c.AllowedOrigins) == 0 {
-		return errors.New("cors: name at least one allowed origin")
+	if c == nil {
+		return nil
 	}
-	for _, o := range c.AllowedOrigins {
+	var errs []error
+	if len(c.AllowedOrigins) == 0 {
+		errs = append(errs, errors.New("cors: AllowedOrigins is empty; name at least one origin (or configure no CORS)"))
+	}
+	for i, o := range c.AllowedOrigins {
 		if o == "*" {
 			if c.AllowCredentials {
-				return errors.New("cors: the wildcard origin cannot be combined with credentials; list the origins")
+				errs = append(errs, errors.New(`cors: AllowedOrigins: "*" cannot be combined with AllowCredentials; list the origins instead`))
 			}
 			continue
 		}
-		scheme, rest, ok := strings.Cut(o, "://")
-		if !ok || scheme != "http" && scheme != "https" || rest == "" || strings.ContainsAny(rest, "/?#*") {
-			return errors.New("cors: origin " + strconv.Quote(o) + " is not scheme://host[:port]")
+		if _, err := normalOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("cors: AllowedOrigins[%d] %q: %w", i, o, err))
 		}
 	}
-	return nil
+	for _, list := range []struct {
+		name  string
+		names []string
+	}{{"AllowedHeaders", c.AllowedHeaders}, {"ExposedHeaders", c.ExposedHeaders}} {
+		for i, h := range list.names {
+			if !isToken(h) {
+				errs = append(errs, fmt.Errorf("cors: %s[%d] %q: not a header name", list.name, i, h))
+			}
+		}
+	}
+	if c.MaxAge < 0 {
+		errs = append(errs, errors.New("cors: MaxAge must not be negative"))
+	}
+	return errors.Join(errs...)
 }
 
-const corsMethods = "GET, POST, PUT, PATCH, DELETE"
+// normalOrigin checks an origin and returns it as browsers send it: lower
+// case, without the scheme's default port.
+func normalOrigin(o string) (string, error) {
+	if strings.EqualFold(o, "null") {
+		return "", errors.New(`the "null" origin (sandboxed frames, local files) cannot be allowed`)
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return "", errors.New("not a URL")
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch {
+	case scheme != "http" && scheme != "https":
+		return "", errors.New("the scheme must be http or https")
+	case u.Host == "" || u.Opaque != "" || u.User != nil:
+		return "", errors.New("must be scheme://host[:port]")
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || strings.HasSuffix(o, "#"):
+		return "", errors.New("an origin has no path (not even a trailing /), query or fragment")
+	}
+	host := strings.ToLower(u.Host)
+	if scheme == "https" {
+		host = strings.TrimSuffix(host, ":443")
+	} else {
+		host = strings.TrimSuffix(host, ":80")
+	}
+	return scheme + "://" + host, nil
+}
 
-// cors answers preflight requests and adds the CORS headers to answers
-// for allowed origins. Requests from other origins are served without
-// CORS headers (the browser then hides the answer); their preflights are
-// refused with 403.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// corsPolicy is a CORSConfig prepared for answering requests; the header
+// values are built once and shared (read-only, so a handler adding to the
+// same header gets a copy).
+type corsPolicy struct {
+	any         bool // "*": every origin, answered with "*"
+	origins     map[string]bool
+	credentials bool
+	methods     []string
+	headers     []string
+	expose      []string
+	maxAge      []string
+}
+
+func headerValue(v string) []string { return []string{v}[:1:1] }
+
+func newCORSPolicy(c *CORSConfig, routes []Route) *corsPolicy {
+	p := &corsPolicy{origins: map[string]bool{}, credentials: c.AllowCredentials}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			// With credentials "*" is refused by Validate; should it get
+			// here anyway, it allows nothing rather than everything.
+			p.any = !c.AllowCredentials
+			continue
+		}
+		if n, err := normalOrigin(o); err == nil {
+			p.origins[n] = true
+		}
+	}
+	var methods []string
+	for _, r := range routes {
+		if !slices.Contains(methods, r.Method) {
+			methods = append(methods, r.Method)
+		}
+	}
+	slices.Sort(methods)
+	p.methods = headerValue(strings.Join(methods, ", "))
+	headers := c.AllowedHeaders
+	if len(headers) == 0 {
+		headers = defaultCORSHeaders
+	}
+	p.headers = headerValue(strings.Join(headers, ", "))
+	if len(c.ExposedHeaders) > 0 {
+		p.expose = headerValue(strings.Join(c.ExposedHeaders, ", "))
+	}
+	maxAge := c.MaxAge
+	if maxAge == 0 {
+		maxAge = DefaultCORSMaxAge
+	}
+	if secs := int64(maxAge / time.Second); secs > 0 {
+		p.maxAge = headerValue(strconv.FormatInt(secs, 10))
+	}
+	return p
+}
+
+var (
+	corsTrue     = headerValue("true")
+	corsWildcard = headerValue("*")
+	varyOrigin   = headerValue("Origin")
+)
+
+// cors answers preflight requests and adds the CORS headers.
+//
+// With a nil configuration the handler is passed through untouched. A
+// preflight (OPTIONS with Origin and Access-Control-Request-Method) from
+// an allowed origin is answered here with 204, from any other origin with
+// 403 and no CORS headers. Other requests are always served; those from an
+// allowed origin carry Access-Control-Allow-Origin (and the credentials
+// and exposed-headers answers), others nothing, so the browser keeps the
+// response from the foreign page.
 func (s *Server) cors(next http.Handler) http.Handler {
 	c := s.conf.CORS
 	if c == nil {
 		return next
 	}
-	headers := c.AllowedHeaders
-	if len(headers) == 0 {
-		headers = []string{"Authorization", "Content-Type", "X-API-Key"}
+	if err := c.Validate(); err != nil {
+		s.log.Error("CORS configuration is invalid; the invalid entries allow nothing", "error", err.Error())
 	}
-	allowHeaders := strings.Join(headers, ", ")
-	expose := strings.Join(c.ExposedHeaders, ", ")
-	maxAge := c.MaxAge
-	if maxAge <= 0 {
-		maxAge = 10 * time.Minute
-	}
-	any := slices.Contains(c.AllowedOrigins, "*")
+	p := newCORSPolicy(c, s.routes)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h := w.Header()
+		if !p.any {
+			// The answer depends on Origin, so caches must key on it, also
+			// for requests without one.
+			if _, ok := h["Vary"]; ok {
+				h.Add("Vary", "Origin")
+			} else {
+				h["Vary"] = varyOrigin
+			}
+		}
 		origin := req.Header.Get("Origin")
 		if origin == "" {
 			next.ServeHTTP(w, req)
 			return
 		}
-		h := w.Header()
-		h.Add("Vary", "Origin")
-		allowed := any || slices.Contains(c.AllowedOrigins, origin)
-		preflight := req.Method == http.MethodOptions && req.Header.Get("Access-Control-Request-Method") != ""
-		if preflight {
-			h.Add("Vary", "Access-Control-Request-Method")
-			h.Add("Vary", "Access-Control-Request-Headers")
+		allowed := p.any || p.origins[origin]
+		if req.Method == http.MethodOptions && req.Header.Get("Access-Control-Request-Method") != "" {
 			if !allowed {
-				h.Set("Content-Type", "application/json")
-				s.fail(w, req, &apiError{Status: http.StatusForbidden, Code: "CORS_ORIGIN_DENIED", Message: "this origin may not call the API"})
+				s.fail(w, req, &apiError{Status: http.StatusForbidden, Code: "CORS_ORIGIN_DENIED",
+					Message: "cross-origin requests from this origin are not allowed"})
 				return
 			}
-			corsOrigin(h, origin, any, c.AllowCredentials)
-			h.Set("Access-Control-Allow-Methods", corsMethods)
-			h.Set("Access-Control-Allow-Headers", allowHeaders)
-			h.Set("Access-Control-Max-Age", strconv.Itoa(int(maxAge.Seconds())))
+			p.allow(h, origin)
+			h["Access-Control-Allow-Methods"] = p.methods
+			h["Access-Control-Allow-Headers"] = p.headers
+			if p.maxAge != nil {
+				h["Access-Control-Max-Age"] = p.maxAge
+			}
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		if allowed {
-			corsOrigin(h, origin, any, c.AllowCredentials)
-			if expose != "" {
-				h.Set("Access-Control-Expose-Headers", expose)
+			p.allow(h, origin)
+			if p.expose != nil {
+				h["Access-Control-Expose-Headers"] = p.expose
 			}
 		}
 		next.ServeHTTP(w, req)
 	})
 }
 
-func corsOrigin(h http.Header, origin string, any, credentials bool) {
-	if any && !credentials {
-		h.Set("Access-Control-Allow-Origin", "*")
+func (p *corsPolicy) allow(h http.Header, origin string) {
+	if p.any {
+		h["Access-Control-Allow-Origin"] = corsWildcard
 	} else {
-		h.Set("Access-Control-Allow-Origin", origin)
+		h["Access-Control-Allow-Origin"] = []string{origin}
 	}
-	if credentials {
-		h.Set("Access-Control-Allow-Credentials", "true")
+	if p.credentials {
+		h["Access-Control-Allow-Credentials"] = corsTrue
 	}
 }

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -241,6 +242,12 @@ func (s *Server) fail(w http.ResponseWriter, req *http.Request, err error) {
 	if errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrFailed) {
 		s.log.Warn("store unavailable", "method", req.Method, "path", req.URL.Path, "error", err.Error())
 		err = &apiError{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", Message: "the store cannot serve requests now"}
+	}
+	if !errors.As(err, &ae) && req.Context().Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		// The request ran out of time or its client left: the timeout
+		// layer has answered (408) or nobody is listening.
+		s.log.Debug("request ended early", "method", req.Method, "path", req.URL.Path, "error", err.Error())
+		return
 	}
 	if !errors.As(err, &ae) {
 		id := correlationID()

@@ -11,52 +11,78 @@ import (
 // systemRoutes registers /metrics and the system-scope administration
 // endpoints (log level).
 func (s *Server) systemRoutes() {
-	s.route("GET", "/metrics", SurfaceMetrics, s.metricsHandler)
+	// /metrics asks for no authentication, like most Prometheus targets:
+	// it holds aggregate counts and timings labelled with route patterns,
+	// flows and outcomes, never ids or names. Keep it on the operators'
+	// network, or switch the metrics surface off.
+	s.route("GET", "/metrics", SurfaceMetrics, s.metricsHandle())
 	s.route("GET", "/api/v1/system/log-level", SurfaceInventory, s.user(PermRead, false, s.getLogLevel))
-	s.route("PUT", "/api/v1/system/log-level", SurfaceInventory, s.user(PermWrite, true, s.setLogLevel))
+	s.route("PUT", "/api/v1/system/log-level", SurfaceInventory, s.user(PermWrite, true, s.putLogLevel))
 }
 
-func (s *Server) systemOnly(c *Caller) error {
+// logLevels are the levels the log-level endpoint sets.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
+func levelName(l slog.Level) string { return strings.ToLower(l.String()) }
+
+// systemLogLevel is the server's level variable, for a system-scope
+// caller; other callers are refused (403), and so is every caller when the
+// level is fixed (409).
+func (s *Server) systemLogLevel(c *Caller) (*slog.LevelVar, error) {
 	if c.Scope != ScopeSystem {
-		return &apiError{Status: http.StatusForbidden, Code: "FORBIDDEN", Message: "this endpoint is for system-scope callers"}
+		return nil, &apiError{Status: http.StatusForbidden, Code: "FORBIDDEN", Message: "this endpoint needs the system scope"}
 	}
 	if s.conf.LogLevel == nil {
-		return &apiError{Status: http.StatusConflict, Code: "NOT_ADJUSTABLE", Message: "this server was started without a run-time adjustable log level"}
+		return nil, &apiError{Status: http.StatusConflict, Code: "NOT_ADJUSTABLE",
+			Message: "the server was started without a runtime-adjustable log level; restart it to change the level"}
 	}
-	return nil
+	return s.conf.LogLevel, nil
 }
 
-// getLogLevel is GET /api/v1/system/log-level.
+// getLogLevel is GET /api/v1/system/log-level: the current level.
 func (s *Server) getLogLevel(w http.ResponseWriter, _ *http.Request, _ httprouter.Params, c *Caller) error {
-	if err := s.systemOnly(c); err != nil {
+	lv, err := s.systemLogLevel(c)
+	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "level": strings.ToLower(s.conf.LogLevel.Level().String())})
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "level": levelName(lv.Level())})
 	return nil
 }
 
-// setLogLevel is PUT /api/v1/system/log-level {"level": "debug|info|warn|error"}:
-// the log verbosity changes at once, without a restart.
-func (s *Server) setLogLevel(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
-	if err := s.systemOnly(c); err != nil {
+// putLogLevel is PUT /api/v1/system/log-level {"level":"debug|info|warn|error"}:
+// the level changes at once for every log line the server writes after it.
+func (s *Server) putLogLevel(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
+	lv, err := s.systemLogLevel(c)
+	if err != nil {
 		return err
 	}
 	var body struct {
-		Level string `json:"level"`
+		Level *string `json:"level"`
 	}
 	if err := s.decodeBody(w, req, &body); err != nil {
 		return err
 	}
-	var l slog.Level
-	switch body.Level {
-	case "debug", "info", "warn", "error":
-		l.UnmarshalText([]byte(body.Level))
-	default:
-		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "level", Message: "level: must be debug, info, warn or error"}
+	if body.Level == nil {
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "level", Message: "level: is required"}
 	}
-	old := s.conf.LogLevel.Level()
-	s.conf.LogLevel.Set(l)
-	s.log.Warn("log level changed", "from", old.String(), "to", l.String(), "by", c.ID)
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "level": body.Level})
+	to, ok := logLevels[*body.Level]
+	if !ok {
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "level", Message: "level: must be one of debug, info, warn, error"}
+	}
+	from := lv.Level()
+	// The change is logged at warn under whichever level lets it through.
+	logChange := func() {
+		s.log.Warn("log level changed", "from", levelName(from), "to", levelName(to), "callerId", c.ID, "callerName", c.Name)
+	}
+	if to > slog.LevelWarn {
+		logChange()
+		lv.Set(to)
+	} else {
+		lv.Set(to)
+		logChange()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "level": levelName(to)})
 	return nil
 }
