@@ -82,6 +82,7 @@ func (s *Server) listRules(w http.ResponseWriter, req *http.Request, _ httproute
 	fileRules, _, origins := s.lc.FileRulesOf(o)
 	out := make([]apiRule, 0, len(rs.Rules)+len(fileRules))
 	for i := range fileRules {
+		fileRules[i].OrgID = o.ID
 		if visible(&fileRules[i]) {
 			out = append(out, apiRule{Rule: fileRules[i], Source: "file", Origin: origins[i]})
 		}
@@ -341,6 +342,7 @@ func (s *Server) listSignerGroups(w http.ResponseWriter, req *http.Request, _ ht
 	}
 	_, fileGroups, _ := s.lc.FileRulesOf(o)
 	for _, g := range fileGroups {
+		g.OrgID = o.ID
 		out = append(out, apiGroup{g, "file"})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "signerGroups": out})

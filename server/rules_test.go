@@ -70,7 +70,11 @@ func newRulesEnv(t *testing.T, conf func(e *rulesEnv, c *Config)) *rulesEnv {
 	c.Lifecycle, c.JWTSecret, c.Logger = e.lc, secret, slog.New(slog.NewTextHandler(e.logs, nil))
 	e.server = New(c)
 	old := e.srv
-	e.srv = httptest.NewServer(e.server)
+	var h http.Handler = e.server
+	for _, wrap := range testHandlerWraps {
+		h = wrap(t, h)
+	}
+	e.srv = httptest.NewServer(h)
 	old.Close()
 	return e
 }

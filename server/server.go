@@ -133,6 +133,7 @@ func New(c Config) *Server {
 	s.limiter = newLimiter(burst, rate, c.Lifecycle.Clock().Now)
 
 	r := httprouter.New()
+	r.HandleOPTIONS = false // preflights are the CORS layer's; other OPTIONS get the 405 envelope
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.fail(w, req, errNotFound("no such endpoint"))
 	})
@@ -311,7 +312,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Par
 		}
 		// Unauthenticated: the state, not the paths or text of the files
 		// (the error is in the log).
-		body["ruleFiles"] = map[string]any{"ok": st.OK, "generation": st.Generation, "loadedAt": st.LoadedAt, "failedAt": nullTime(st.FailedAt)}
+		body["ruleFiles"] = map[string]any{"ok": st.OK, "generation": st.Generation, "loadedAt": nullTime(st.LoadedAt), "failedAt": nullTime(st.FailedAt)}
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
