@@ -47,17 +47,17 @@ Flags:
 // serveConfig is what runServe was asked for.
 type serveConfig struct {
 	dir, addr, secretFile, rulesDir string
-	sweep, reload, reqTimeout     time.Duration
-	fakeClock                     bool
-	fakeStart                     string
-	tlsCert, tlsKey               string
-	corsOrigins, corsHeaders      string
-	corsCredentials               bool
-	disable                       string
-	logLevel                      string
-	previewMaxScan                int
-	jwksFile, jwksURL             string
-	issuer, audience              string
+	sweep, reload, reqTimeout       time.Duration
+	fakeClock                       bool
+	fakeStart                       string
+	tlsCert, tlsKey                 string
+	corsOrigins, corsHeaders        string
+	corsCredentials                 bool
+	disable                         string
+	logLevel                        string
+	previewMaxScan                  int
+	jwksFile, jwksURL               string
+	issuer, audience                string
 }
 
 // runServe runs the server until ctx ends (a signal, or a test). ready, if
@@ -248,7 +248,6 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
 }
-
 
 const deviceUsage = `Usage: elevate device add --data DIR --org ORG --hostname NAME
 
