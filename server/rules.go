@@ -491,6 +491,28 @@ func (s *Server) decide(w http.ResponseWriter, req *http.Request, _ httprouter.P
 		}
 		body.Observation.SiteID = canonicalID(body.Observation.SiteID)
 	}
+	if c.Sites != nil {
+		// A site-restricted caller decides only for its sites, and its
+		// trace shows only the rules it may list.
+		site := body.Observation.SiteID
+		if body.DeviceID != "" {
+			var dev *store.Device
+			err := s.lc.Store().View(func(sn *store.Snapshot) error {
+				var err error
+				dev, err = sn.Device(body.DeviceID)
+				return err
+			})
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if err == nil && sameID(dev.OrgID, org) {
+				site = dev.SiteID
+			}
+		}
+		if site == "" || !containsID(c.Sites, site) {
+			return lifecycleError(lifecycle.ErrSiteDenied, nil)
+		}
+	}
 	in := lifecycle.EvaluateInput{Flow: body.FlowType, Observation: body.Observation, DeviceID: body.DeviceID, Explain: body.Explain}
 	if body.At != nil {
 		in.At = *body.At
@@ -504,8 +526,35 @@ func (s *Server) decide(w http.ResponseWriter, req *http.Request, _ httprouter.P
 		return lifecycleError(err, observationFields)
 	}
 	s.recordDecision(string(body.FlowType), string(d.Outcome), time.Since(start))
+	if c.Sites != nil && len(d.Explain) > 0 {
+		if d.Explain, err = s.visibleTrace(org, c, d.Explain); err != nil {
+			return err
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "decision": d})
 	return nil
+}
+
+// visibleTrace keeps the trace entries a site-restricted caller may see:
+// software-policy stages, and rules of its sites (as GET /pam/rules).
+func (s *Server) visibleTrace(org string, c *Caller, trace []engine.TraceEntry) ([]engine.TraceEntry, error) {
+	rs, _, err := s.lc.RuleSet(org)
+	if err != nil {
+		return nil, err
+	}
+	visible := map[string]bool{}
+	for _, r := range rs.Rules() {
+		if r.ID != "" && r.SiteID != nil && containsID(c.Sites, *r.SiteID) {
+			visible[r.ID] = true
+		}
+	}
+	out := trace[:0:0]
+	for _, e := range trace {
+		if e.RuleID == "" && e.RuleName == "" || visible[e.RuleID] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // observationFields names observation fields as the decide body nests them.
