@@ -2,10 +2,12 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,30 +54,15 @@ type apiRule struct {
 // stored ones in the rule language instead. Site-restricted callers see
 // only rules of their sites.
 func (s *Server) listRules(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
-	org, err := s.org(req, c)
-	if err != nil {
-		return err
-	}
 	format := req.URL.Query().Get("format")
 	if format != "" && format != "json" && format != "pam" {
 		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "format", Message: "format: must be json or pam"}
 	}
-	var o *store.Org
-	var rs *store.RuleSet
-	err = s.lc.Store().View(func(sn *store.Snapshot) error {
-		var err error
-		if o, err = sn.Org(org); err != nil {
-			return err
-		}
-		rs, err = sn.RuleSet(org)
-		return err
-	})
+	o, rs, err := s.orgRules(req, c)
 	if err != nil {
 		return err
 	}
-	visible := func(r *engine.Rule) bool {
-		return c.Sites == nil || r.SiteID != nil && containsID(c.Sites, *r.SiteID)
-	}
+	visible := func(r *engine.Rule) bool { return ruleVisible(c, r) }
 	if format == "pam" {
 		return s.exportRules(w, rs, visible)
 	}
@@ -97,22 +84,37 @@ func (s *Server) listRules(w http.ResponseWriter, req *http.Request, _ httproute
 	return nil
 }
 
+// orgRules reads the organisation a request acts on and its stored rules
+// and signer groups, in one snapshot.
+func (s *Server) orgRules(req *http.Request, c *Caller) (*store.Org, *store.RuleSet, error) {
+	org, err := s.org(req, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	var o *store.Org
+	var rs *store.RuleSet
+	err = s.lc.Store().View(func(sn *store.Snapshot) error {
+		var err error
+		if o, err = sn.Org(org); err != nil {
+			return err
+		}
+		rs, err = sn.RuleSet(org)
+		return err
+	})
+	return o, rs, err
+}
+
+// ruleVisible says whether a caller may see a rule (pam-semantics §9): a
+// site-restricted caller sees only rules of its sites, not org-wide ones.
+func ruleVisible(c *Caller, r *engine.Rule) bool {
+	return c.Sites == nil || r.SiteID != nil && containsID(c.Sites, *r.SiteID)
+}
+
 // sortRules puts rules in evaluation order: priority, createdAt, id.
 func sortRules(rs []apiRule) {
-	less := func(a, b *apiRule) bool {
-		if a.Priority != b.Priority {
-			return a.Priority < b.Priority
-		}
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.Before(b.CreatedAt)
-		}
-		return a.ID < b.ID
-	}
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && less(&rs[j], &rs[j-1]); j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
+	slices.SortStableFunc(rs, func(a, b apiRule) int {
+		return cmp.Or(cmp.Compare(a.Priority, b.Priority), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 }
 
 // exportRules writes the organisation's stored rules and signer groups as
@@ -315,20 +317,7 @@ func (s *Server) previewRule(w http.ResponseWriter, req *http.Request, _ httprou
 
 // listSignerGroups is GET /api/v1/pam/signer-groups, by name.
 func (s *Server) listSignerGroups(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
-	org, err := s.org(req, c)
-	if err != nil {
-		return err
-	}
-	var o *store.Org
-	var rs *store.RuleSet
-	err = s.lc.Store().View(func(sn *store.Snapshot) error {
-		var err error
-		if o, err = sn.Org(org); err != nil {
-			return err
-		}
-		rs, err = sn.RuleSet(org)
-		return err
-	})
+	o, rs, err := s.orgRules(req, c)
 	if err != nil {
 		return err
 	}
@@ -544,7 +533,7 @@ func (s *Server) visibleTrace(org string, c *Caller, trace []engine.TraceEntry) 
 	}
 	visible := map[string]bool{}
 	for _, r := range rs.Rules() {
-		if r.ID != "" && r.SiteID != nil && containsID(c.Sites, *r.SiteID) {
+		if r.ID != "" && ruleVisible(c, &r) {
 			visible[r.ID] = true
 		}
 	}
