@@ -41,15 +41,12 @@ var httpSecret = []byte("elevate-http-benchmark-secret-0123456789abcdef")
 // and, per device, agent bodies that the rule set records (none ignored,
 // so every ingest answers 201 and writes a request).
 type httpFixture struct {
-	org     store.Org
-	sites   []store.Site
-	devices []store.Device
-	tokens  []string   // agent token of devices[i]
-	bodies  [][][]byte // agent bodies of devices[i]
-	rules   []engine.Rule
-	user    string         // bearer JWT of the decide caller
-	decide  []byte         // POST /api/v1/pam/decide body
-	mix     map[string]int // status each agent body is recorded with
+	tenant
+	tokens []string       // agent token of devices[i]
+	bodies [][][]byte     // agent bodies of devices[i]
+	user   string         // bearer JWT of the decide caller
+	decide []byte         // POST /api/v1/pam/decide body
+	mix    map[string]int // status each agent body is recorded with
 }
 
 var httpFixtures memo[int, *httpFixture]
@@ -87,7 +84,7 @@ var httpObservedAt = evalAt
 func buildHTTPFixture() (*httpFixture, error) {
 	g := newRuleGen(httpRules)                                  // the generator state generateRules starts from: same vendors, users, groups, sites
 	r := rand.New(rand.NewPCG(storeSeedHi, 0x4854545042303031)) // "HTTPB001"
-	f := &httpFixture{org: store.Org{ID: uuid4(r), Name: "Acme HTTP"}, mix: map[string]int{}}
+	f := &httpFixture{tenant: tenant{org: store.Org{ID: uuid4(r), Name: "Acme HTTP"}}, mix: map[string]int{}}
 	for i, id := range g.sites {
 		f.sites = append(f.sites, store.Site{ID: id, OrgID: f.org.ID, Name: fmt.Sprintf("Site %d", i+1)})
 	}
@@ -189,33 +186,6 @@ func buildHTTPFixture() (*httpFixture, error) {
 		}
 	}
 	return f, nil
-}
-
-// setup writes the organisation, its sites, devices and rules.
-func (f *httpFixture) setup(st *store.Store) error {
-	return st.Update(func(tx *store.Tx) error {
-		if err := tx.PutOrg(&f.org); err != nil {
-			return err
-		}
-		for i := range f.sites {
-			if err := tx.PutSite(&f.sites[i]); err != nil {
-				return err
-			}
-		}
-		for i := range f.devices {
-			d := f.devices[i]
-			if err := tx.PutDevice(&d); err != nil {
-				return err
-			}
-		}
-		for i := range f.rules {
-			r := f.rules[i]
-			if _, err := tx.PutRule(&r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 // handler is the API server over lc, configured as served except for the

@@ -30,13 +30,10 @@ const (
 // observations that the rule set decides (none of them ignored, so every
 // ingest records a request and its audit records).
 type ingestFixture struct {
-	org     store.Org
-	sites   []store.Site
-	devices []store.Device
-	rules   []engine.Rule
-	pool    []lifecycle.IngestInput
-	mix     map[store.Status]int // status of each pool entry when ingested
-	flows   map[engine.FlowType]int
+	tenant
+	pool  []lifecycle.IngestInput
+	mix   map[store.Status]int // status of each pool entry when ingested
+	flows map[engine.FlowType]int
 }
 
 var ingestFixtures memo[int, *ingestFixture]
@@ -65,7 +62,7 @@ func getIngestFixture(tb testing.TB) *ingestFixture {
 func buildIngestFixture() (*ingestFixture, error) {
 	g := newRuleGen(ingestRules)                                // the generator state generateRules starts from: same vendors, users, groups, sites
 	r := rand.New(rand.NewPCG(storeSeedHi, 0x494e474553543031)) // "INGEST01"
-	f := &ingestFixture{org: store.Org{ID: uuid4(r), Name: "Acme Ingest"}, mix: map[store.Status]int{}, flows: map[engine.FlowType]int{}}
+	f := &ingestFixture{tenant: tenant{org: store.Org{ID: uuid4(r), Name: "Acme Ingest"}}, mix: map[store.Status]int{}, flows: map[engine.FlowType]int{}}
 	for i, id := range g.sites {
 		f.sites = append(f.sites, store.Site{ID: id, OrgID: f.org.ID, Name: fmt.Sprintf("Site %d", i+1)})
 	}
@@ -152,8 +149,17 @@ func buildIngestFixture() (*ingestFixture, error) {
 	return f, nil
 }
 
+// tenant is one organisation with its sites, devices and rules, as the
+// benchmark fixtures build it.
+type tenant struct {
+	org     store.Org
+	sites   []store.Site
+	devices []store.Device
+	rules   []engine.Rule
+}
+
 // setup writes the organisation, its sites, devices and rules.
-func (f *ingestFixture) setup(st *store.Store) error {
+func (f *tenant) setup(st *store.Store) error {
 	return st.Update(func(tx *store.Tx) error {
 		if err := tx.PutOrg(&f.org); err != nil {
 			return err
