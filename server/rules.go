@@ -149,9 +149,6 @@ func (s *Server) exportRules(w http.ResponseWriter, rs *store.RuleSet, visible f
 	return nil
 }
 
-// ruleFields maps rule field paths to the API's names where they differ.
-var ruleFields = map[string]string{"criteria": "criteria"}
-
 // createRule is POST /api/v1/pam/rules.
 func (s *Server) createRule(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
 	org, err := s.org(req, c)
@@ -164,7 +161,7 @@ func (s *Server) createRule(w http.ResponseWriter, req *http.Request, _ httprout
 	}
 	rule, err := lifecycle.DecodeRule(raw)
 	if err != nil {
-		return lifecycleError(err, ruleFields)
+		return lifecycleError(err, nil)
 	}
 	body := *rule
 	if body.OrgID != "" && !sameID(body.OrgID, org) {
@@ -175,7 +172,7 @@ func (s *Server) createRule(w http.ResponseWriter, req *http.Request, _ httprout
 	}
 	r, err := s.lc.CreateRule(org, body, admin(c))
 	if err != nil {
-		return lifecycleError(err, ruleFields)
+		return lifecycleError(err, nil)
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"success": true, "rule": apiRule{Rule: *r, Source: "api"}})
 	return nil
@@ -197,7 +194,7 @@ func (s *Server) patchRule(w http.ResponseWriter, req *http.Request, ps httprout
 	}
 	r, err := s.lc.PatchRule(org, id, patch, admin(c))
 	if err != nil {
-		return lifecycleError(err, ruleFields)
+		return lifecycleError(err, nil)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "rule": apiRule{Rule: *r, Source: "api"}})
 	return nil
@@ -286,11 +283,11 @@ func (s *Server) previewRule(w http.ResponseWriter, req *http.Request, _ httprou
 	raw, _ := json.Marshal(draftFields)
 	d, err := lifecycle.DecodeRule(raw)
 	if err != nil {
-		return lifecycleError(err, ruleFields)
+		return lifecycleError(err, nil)
 	}
 	draft := *d
 	if err := engine.ValidateRule(&draft); err != nil {
-		return lifecycleError(err, ruleFields)
+		return lifecycleError(err, nil)
 	}
 	draft = engine.NormalizeRule(draft)
 	var groups []engine.SignerGroup
