@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -90,7 +91,17 @@ type Options struct {
 	NoSync bool
 	// InMemory keeps everything in memory (tests of code above the store).
 	InMemory bool
+	// CommitWindow is how long the writer holds a commit open for more
+	// operations while writes are arriving concurrently (the previous
+	// commit carried more than one): each synced commit then answers more
+	// callers. Zero means DefaultCommitWindow; negative, or NoSync or
+	// InMemory, means no wait.
+	CommitWindow time.Duration
 }
+
+// DefaultCommitWindow suits a disk whose fsync takes a few hundred
+// microseconds (benchmarks/RESULTS.md "HTTP API").
+const DefaultCommitWindow = 150 * time.Microsecond
 
 // Store is an open data directory. It is safe for concurrent use.
 type Store struct {
@@ -105,7 +116,8 @@ type Store struct {
 	ops   chan *op
 	done  chan struct{}
 
-	heads map[ID]chainHead // audit chain heads; writer goroutine only
+	heads  map[ID]chainHead // audit chain heads; writer goroutine only
+	window time.Duration    // Options.CommitWindow in effect
 
 	// failed holds the commit error after which no write is accepted.
 	failed atomic.Pointer[error]
@@ -154,6 +166,13 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, dir: dir, ops: make(chan *op, 1024), done: make(chan struct{}), heads: map[ID]chainHead{}}
+	switch {
+	case o.NoSync || o.InMemory || o.CommitWindow < 0:
+	case o.CommitWindow == 0:
+		s.window = DefaultCommitWindow
+	default:
+		s.window = o.CommitWindow
+	}
 	go s.writer()
 	return s, nil
 }

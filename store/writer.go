@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -51,6 +52,7 @@ func (s *Store) Update(fn func(*Tx) error) error {
 func (s *Store) writer() {
 	defer close(s.done)
 	var carry []*op
+	last := 0 // operations in the previous commit
 	for {
 		batch := carry
 		carry = nil
@@ -73,8 +75,30 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
+		if s.window > 0 && last > 1 && len(batch) < maxBatchOps {
+			batch = s.linger(batch)
+		}
+		last = len(batch)
 		carry = s.commit(batch)
 	}
+}
+
+// linger adds to batch the operations that arrive within the commit window.
+func (s *Store) linger(batch []*op) []*op {
+	t := time.NewTimer(s.window)
+	defer t.Stop()
+	for len(batch) < maxBatchOps {
+		select {
+		case o, ok := <-s.ops:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+		case <-t.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commit runs a batch in one transaction and answers its callers once the

@@ -496,3 +496,62 @@ func TestFailedCommitStopsWrites(t *testing.T) {
 	}
 	mustUpdate(t, st, func(tx *Tx) error { return tx.PutOrg(&Org{ID: NewID(t0), Name: "reopened"}) })
 }
+
+// While writes arrive concurrently, the writer holds a commit open for the
+// commit window, so operations that arrive within it share one sync; a
+// caller writing alone never waits for the window.
+func TestCommitWindow(t *testing.T) {
+	st, err := Open(t.TempDir(), Options{CommitWindow: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	put := func(*Tx) error { return nil }
+	// B and C queue behind A: one commit of two, so writes are now
+	// concurrent.
+	release, a := holdWriter(t, st)
+	b, c := enqueue(t, st, put), enqueue(t, st, put)
+	release()
+	for _, ch := range []<-chan error{a, b, c} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := st.Stats().Commits
+	// D opens a commit that waits for the window; E arrives within it.
+	d := make(chan error, 1)
+	go func() { d <- st.Update(put) }()
+	e := st.Update(put)
+	if err := <-d; err != nil || e != nil {
+		t.Fatal(err, e)
+	}
+	if n := st.Stats().Commits - before; n != 1 {
+		t.Fatalf("D and E took %d commits, want 1", n)
+	}
+}
+
+func TestCommitWindowLoneWriter(t *testing.T) {
+	st, err := Open(t.TempDir(), Options{CommitWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	done := make(chan error, 1)
+	go func() {
+		for range 5 {
+			if err := st.Update(func(*Tx) error { return nil }); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("sequential writes waited for the commit window")
+	}
+}
