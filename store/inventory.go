@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/elevate-pam/elevate/engine"
@@ -315,8 +316,59 @@ func (s *Snapshot) Org(id string) (*Org, error) {
 	if err != nil {
 		return nil, ErrNotFound
 	}
-	var o Org
-	return &o, getJSON(s.r, key(pOrg, oid[:]), &o)
+	k := key(pOrg, oid[:])
+	b, ok, err := s.r.get(k)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, ErrNotFound
+	}
+	return orgRows.decode(k, b)
+}
+
+// orgRows remembers decoded organisation rows by their bytes: every
+// decision reads its organisation, and the row changes rarely. Keyed by
+// content, an entry can never be stale.
+var orgRows = rowCache[Org]{clone: func(o *Org) {
+	if o.UacInterceptionEnabled != nil {
+		v := *o.UacInterceptionEnabled
+		o.UacInterceptionEnabled = &v
+	}
+}}
+
+// rowCacheSize bounds a rowCache; a full cache starts over.
+const rowCacheSize = 4096
+
+// rowCache maps a row's bytes to its decoded value. decode returns a copy
+// the caller owns (clone deepens it where T holds pointers).
+type rowCache[T any] struct {
+	mu    sync.RWMutex
+	m     map[string]*T
+	clone func(*T)
+}
+
+func (c *rowCache[T]) decode(k, b []byte) (*T, error) {
+	c.mu.RLock()
+	v := c.m[string(b)]
+	c.mu.RUnlock()
+	if v == nil {
+		v = new(T)
+		if err := json.Unmarshal(b, v); err != nil {
+			return nil, corrupt(k, err)
+		}
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= rowCacheSize {
+			c.m = make(map[string]*T)
+		}
+		c.m[string(b)] = v
+		c.mu.Unlock()
+	}
+	out := *v
+	if c.clone != nil {
+		c.clone(&out)
+	}
+	return &out, nil
 }
 
 // Org reads an organisation inside an operation.

@@ -587,3 +587,35 @@ func TestErrorTypes(t *testing.T) {
 		t.Error("ConflictError")
 	}
 }
+
+// Organisation reads share decoded rows, but each read is the caller's own
+// copy, and a changed row is read as changed.
+func TestOrgReadsAreCopies(t *testing.T) {
+	st := openAt(t, t.TempDir())
+	on := true
+	o := &Org{ID: NewID(time.Now()), Name: "acme", UacInterceptionEnabled: &on}
+	mustUpdate(t, st, func(tx *Tx) error { return tx.PutOrg(o) })
+	read := func() *Org {
+		t.Helper()
+		var got *Org
+		if err := st.View(func(sn *Snapshot) error {
+			var err error
+			got, err = sn.Org(o.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	a := read()
+	a.Name, *a.UacInterceptionEnabled = "changed", false
+	if b := read(); b.Name != "acme" || !*b.UacInterceptionEnabled {
+		t.Fatalf("a caller's changes reached another read: %+v", b)
+	}
+	off := false
+	o.Name, o.UacInterceptionEnabled = "renamed", &off
+	mustUpdate(t, st, func(tx *Tx) error { return tx.PutOrg(o) })
+	if b := read(); b.Name != "renamed" || *b.UacInterceptionEnabled {
+		t.Fatalf("the changed row was not read: %+v", b)
+	}
+}
