@@ -150,7 +150,18 @@ func (s *Server) tokenCaller(raw string) (*Caller, error) {
 	if aud := s.conf.Auth.Audience; aud != "" {
 		opts = append(opts, jwt.WithAudience(aud))
 	}
+	rt := s.auth()
+	now := s.lc.Clock().Now()
+	var keys *[]jwk
+	if ks != nil {
+		ks.maybeRefresh()
+		keys = ks.keys.Load()
+	}
+	if c, ok := rt.tokens.get(raw, now, keys); ok {
+		return c, nil
+	}
 	var cl Claims
+	var verifiedWith *[]jwk
 	_, err := jwt.ParseWithClaims(raw, &cl, func(t *jwt.Token) (any, error) {
 		if _, ok := t.Header["crit"]; ok {
 			return nil, errors.New("tokens with critical header extensions are not supported")
@@ -173,6 +184,7 @@ func (s *Server) tokenCaller(raw string) (*Caller, error) {
 			if ks == nil {
 				return nil, errors.New("no JWKS")
 			}
+			verifiedWith = keys
 			return ks.key(kid, alg)
 		}
 		return nil, fmt.Errorf("algorithm %q is not accepted", alg)
@@ -187,6 +199,13 @@ func (s *Server) tokenCaller(raw string) (*Caller, error) {
 		perms: cl.Permissions, MFA: slices.Contains(cl.AMR, "mfa")}
 	if cl.SiteIDs != nil || cl.SitesRestricted {
 		c.Sites = append([]string{}, cl.SiteIDs...)
+	}
+	e := cachedToken{caller: *c, exp: cl.ExpiresAt.Time, keys: verifiedWith}
+	if cl.NotBefore != nil {
+		e.nbf = cl.NotBefore.Time
+	}
+	if rt != noAuthRuntime {
+		rt.tokens.put(raw, e)
 	}
 	return c, nil
 }
@@ -347,6 +366,8 @@ type authRuntime struct {
 
 	mu      sync.Mutex
 	touched map[string]time.Time // API key id → when this server last recorded its use
+
+	tokens tokenCache // verified bearer tokens
 }
 
 // initAuth builds the authentication state from s.conf.Auth: it reads the

@@ -628,3 +628,72 @@ func mustBytes(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// A token verified once is remembered, but every use still checks its time
+// window on the server clock, and a token verified with a JWKS key is
+// used only while that key set is current.
+func TestVerifiedTokensStillExpire(t *testing.T) {
+	e := newEnv(t, Config{JWTSecret: secret})
+	c := orgClaims(e)
+	c.ExpiresAt = jwt.NewNumericDate(t0.Add(10 * time.Minute))
+	tok := token(t, c)
+	for range 3 {
+		if r := active(t, e, tok); r.status != 200 {
+			t.Fatalf("fresh token: %d %s", r.status, r.raw)
+		}
+	}
+	e.clock.Set(t0.Add(10*time.Minute + tokenLeeway - time.Second))
+	if r := active(t, e, tok); r.status != 200 {
+		t.Fatalf("inside the leeway: %d %s", r.status, r.raw)
+	}
+	e.clock.Set(t0.Add(10*time.Minute + tokenLeeway))
+	if r := active(t, e, tok); r.status != 401 {
+		t.Fatalf("expired token answered %d", r.status)
+	}
+	if r := active(t, e, tamper(tok)); r.status != 401 {
+		t.Fatalf("tampered copy of a verified token answered %d", r.status)
+	}
+
+	// Not valid before: refused until its time, then accepted, and never
+	// remembered as refused.
+	e.clock.Set(t0)
+	nb := orgClaims(e)
+	nb.NotBefore = jwt.NewNumericDate(t0.Add(5 * time.Minute))
+	tok = token(t, nb)
+	if r := active(t, e, tok); r.status != 401 {
+		t.Fatalf("token before nbf answered %d", r.status)
+	}
+	e.clock.Set(t0.Add(5 * time.Minute))
+	if r := active(t, e, tok); r.status != 200 {
+		t.Fatalf("token at nbf: %d %s", r.status, r.raw)
+	}
+	e.clock.Set(t0.Add(4 * time.Minute)) // the clock is set back
+	if r := active(t, e, tok); r.status != 401 {
+		t.Fatalf("remembered token used before its nbf answered %d", r.status)
+	}
+}
+
+func TestVerifiedTokensFollowJWKSFileChanges(t *testing.T) {
+	rk := rsaKeys()[0]
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	writeFile(t, path, jwksDoc(jwkOf("r1", rk)))
+	e := newEnv(t, Config{Auth: AuthConfig{JWKSFile: path}})
+	tok := signed(t, jwt.SigningMethodRS256, rk, "r1", orgClaims(e))
+	if r := active(t, e, tok); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	ks := e.server.auth().keys
+	now := time.Now()
+	ks.now = func() time.Time { return now }
+	// The key is withdrawn from the file: the token verified with it is
+	// refused once the file is read again.
+	writeFile(t, path, jwksDoc(jwkOf("e1", ecKeys()[0])))
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(jwksFileCheck)
+	if r := active(t, e, tok); r.status != 401 {
+		t.Fatalf("token of a withdrawn key answered %d", r.status)
+	}
+}
