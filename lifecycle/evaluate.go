@@ -29,9 +29,13 @@ type EvaluateInput struct {
 func (s *Service) Evaluate(org string, in EvaluateInput) (engine.Decision, error) {
 	var o *store.Org
 	var dev *store.Device
+	var ver uint64
 	err := s.st.View(func(sn *store.Snapshot) error {
 		var err error
 		if o, err = sn.Org(org); err != nil {
+			return err
+		}
+		if ver, err = sn.RuleVersion(o.ID); err != nil {
 			return err
 		}
 		if in.DeviceID == "" {
@@ -69,7 +73,7 @@ func (s *Service) Evaluate(org string, in EvaluateInput) (engine.Decision, error
 			at = obs.ObservedAt.UTC()
 		}
 	}
-	rs, _, _, err := s.ruleSet(o.ID)
+	rs, _, _, err := s.ruleSetAt(o.ID, ver)
 	if err != nil {
 		return engine.Decision{Outcome: engine.OutcomePending, Error: "rule set unavailable: " + err.Error()}, nil
 	}

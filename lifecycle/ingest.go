@@ -14,8 +14,13 @@ import (
 // IngestInput is one elevation request as it arrives from an agent (uac), an
 // AI helper (tool action) or a technician (JIT).
 type IngestInput struct {
-	Flow        engine.FlowType
-	DeviceID    string
+	Flow     engine.FlowType
+	DeviceID string
+	// Device, when set, is device DeviceID as the caller has just read it
+	// (an agent's authentication reads it): Ingest does not read it again.
+	// The record step checks in its own transaction that the device is
+	// still what the decision was made from.
+	Device      *store.Device
 	Observation engine.Observation
 	// SubjectUserID is the user asking (JIT): they may not approve it.
 	SubjectUserID string
@@ -44,12 +49,17 @@ type IngestResult struct {
 // approval.
 func (s *Service) Ingest(in IngestInput) (*IngestResult, error) {
 	now := s.clock.Now()
-	var dev *store.Device
+	dev := in.Device
+	if dev != nil && dev.ID != in.DeviceID {
+		return nil, fmt.Errorf("lifecycle: ingest for device %s given device %s", in.DeviceID, dev.ID)
+	}
 	var org *store.Org
 	err := s.st.View(func(sn *store.Snapshot) error {
 		var err error
-		if dev, err = sn.Device(in.DeviceID); err != nil {
-			return err
+		if dev == nil {
+			if dev, err = sn.Device(in.DeviceID); err != nil {
+				return err
+			}
 		}
 		org, err = sn.Org(dev.OrgID)
 		return err

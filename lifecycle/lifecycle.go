@@ -252,6 +252,12 @@ func (s *Service) ruleSet(org string) (*engine.RuleSet, uint64, uint64, error) {
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	return s.ruleSetAt(org, ver)
+}
+
+// ruleSetAt is ruleSet for a caller that has just read the org's stored
+// rule-set version ver.
+func (s *Service) ruleSetAt(org string, ver uint64) (*engine.RuleSet, uint64, uint64, error) {
 	gen := uint64(0)
 	if fs := s.files.Load(); fs != nil {
 		gen = fs.gen
@@ -263,7 +269,7 @@ func (s *Service) ruleSet(org string) (*engine.RuleSet, uint64, uint64, error) {
 	}
 	var stored *store.RuleSet
 	var o *store.Org
-	err = s.st.View(func(sn *store.Snapshot) error {
+	err := s.st.View(func(sn *store.Snapshot) error {
 		var err error
 		if o, err = sn.Org(org); err != nil {
 			return err

@@ -221,6 +221,10 @@ func TestIngestValidation(t *testing.T) {
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown device: %v", err)
 	}
+	var active *store.Device // the device as a caller read it before it was decommissioned
+	if err := f.st.View(func(sn *store.Snapshot) error { var err error; active, err = sn.Device(f.device); return err }); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.st.Update(func(tx *store.Tx) error {
 		return tx.PutDevice(&store.Device{ID: f.device, OrgID: f.org, SiteID: f.site, Hostname: "h", Status: store.DeviceDecommissioned})
 	}); err != nil {
@@ -230,6 +234,17 @@ func TestIngestValidation(t *testing.T) {
 		SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`}})
 	if !errors.Is(err, ErrDeviceInactive) {
 		t.Fatalf("decommissioned device: %v", err)
+	}
+	// A caller's earlier read of the device does not outvote the store.
+	_, err = f.svc.Ingest(IngestInput{Flow: engine.FlowUAC, DeviceID: f.device, Device: active, Observation: engine.Observation{
+		SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`}})
+	if !errors.Is(err, ErrDeviceInactive) {
+		t.Fatalf("decommissioned device read earlier as active: %v", err)
+	}
+	_, err = f.svc.Ingest(IngestInput{Flow: engine.FlowUAC, DeviceID: store.NewID(t0), Device: active, Observation: engine.Observation{
+		SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`}})
+	if err == nil {
+		t.Fatal("a device given for another device id was used")
 	}
 	_, total, _ := f.st.ListRequests(store.Filter{OrgID: f.org})
 	if total != 0 {
