@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -59,20 +58,15 @@ func (s *Server) agentIngest(w http.ResponseWriter, req *http.Request, ps httpro
 	if err != nil {
 		return err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, s.maxBody))
+	body, err := s.readBody(w, req)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE",
-				Message: fmt.Sprintf("request body is over %d bytes", s.maxBody)}
-		}
-		return &apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Message: "request body could not be read"}
+		return err
 	}
 	in, err := parseAgentObservation(body)
 	if err != nil {
 		return err
 	}
-	in.DeviceID = dev.ID
+	in.DeviceID, in.Device = dev.ID, dev
 	if ok, retry := s.limiter.allow(dev.ID); !ok {
 		secs := int(math.Ceil(retry.Seconds()))
 		return &apiError{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED",
@@ -126,16 +120,11 @@ func (s *Server) agentDevice(req *http.Request, id string) (*store.Device, error
 func parseAgentObservation(body []byte) (lifecycle.IngestInput, error) {
 	var in lifecycle.IngestInput
 	var a agentObservation
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&a); err != nil {
-		msg := "request body is not a JSON object of the expected fields"
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return in, &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: te.Field,
-				Message: fmt.Sprintf("%s: must be a %s", te.Field, te.Type)}
+	if !fastAgentBody(body, &a) {
+		a = agentObservation{}
+		if err := decodeAgentJSON(body, &a); err != nil {
+			return in, err
 		}
-		return in, &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Message: msg}
 	}
 	bad := func(field, msg string) error {
 		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: field, Message: field + ": " + msg}
@@ -171,4 +160,20 @@ func parseAgentObservation(body []byte) (lifecycle.IngestInput, error) {
 	}
 	in.Flow, in.Observation = engine.FlowUAC, o
 	return in, nil
+}
+
+// decodeAgentJSON reads the agent's body with encoding/json: unknown keys
+// are ignored, and so is anything after the object.
+func decodeAgentJSON(body []byte, a *agentObservation) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(a); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: te.Field,
+				Message: fmt.Sprintf("%s: must be a %s", te.Field, te.Type)}
+		}
+		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Message: "request body is not a JSON object of the expected fields"}
+	}
+	return nil
 }

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -441,15 +443,51 @@ func containsID(ids []string, id string) bool {
 
 // decodeBody reads a JSON object body into v (unknown fields are errors).
 func (s *Server) decodeBody(w http.ResponseWriter, req *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, s.maxBody))
+	b, err := s.readBody(w, req)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(b, v)
+}
+
+// readBody reads the whole request body: 413 over the server's limit.
+func (s *Server) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
+	body := http.MaxBytesReader(w, req.Body, s.maxBody)
+	var b []byte
+	var err error
+	if n := req.ContentLength; n > 0 && n <= s.maxBody {
+		// The declared length, then a read that must find the end.
+		b = make([]byte, n)
+		if _, err = io.ReadFull(body, b); err == nil {
+			var more [1]byte
+			if m, rerr := body.Read(more[:]); m > 0 || rerr != io.EOF {
+				var rest []byte
+				rest, err = io.ReadAll(body)
+				b = append(append(b, more[:m]...), rest...)
+			}
+		}
+	} else {
+		b, err = io.ReadAll(body)
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE",
+				Message: fmt.Sprintf("request body is over %d bytes", s.maxBody)}
+		}
+		return nil, &apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Message: "request body could not be read"}
+	}
+	return b, nil
+}
+
+// decodeJSON reads one JSON object from b into v; unknown fields are
+// errors.
+func decodeJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
 		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &mbe):
-			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE", Message: "request body is too large"}
-		case errors.As(err, &te):
+		if errors.As(err, &te) {
 			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: te.Field, Message: te.Field + ": must be a " + te.Type.String()}
 		}
 		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Message: "request body: " + err.Error()}

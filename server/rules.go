@@ -456,15 +456,16 @@ func (s *Server) decide(w http.ResponseWriter, req *http.Request, _ httprouter.P
 	if err != nil {
 		return err
 	}
-	var body struct {
-		FlowType    engine.FlowType    `json:"flowType"`
-		Observation engine.Observation `json:"observation"`
-		DeviceID    string             `json:"deviceId"`
-		At          *time.Time         `json:"at"`
-		Explain     bool               `json:"explain"`
-	}
-	if err := s.decodeBody(w, req, &body); err != nil {
+	raw, err := s.readBody(w, req)
+	if err != nil {
 		return err
+	}
+	var body decideBody
+	if !fastDecideBody(raw, &body) {
+		body = decideBody{}
+		if err := decodeJSON(raw, &body); err != nil {
+			return err
+		}
 	}
 	if body.DeviceID != "" {
 		if _, err := store.ParseID(body.DeviceID); err != nil {
