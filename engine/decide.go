@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Input is everything one decision needs besides the rule set.
@@ -47,23 +49,97 @@ func nullable[T comparable](v T) *T {
 
 // MarshalJSON writes the decision in the shape `elevate decide` and the API
 // answer with: absent values are null.
-func (d Decision) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // explain carries CEL with && in it
-	err := enc.Encode(struct {
-		Outcome          Outcome      `json:"outcome"`
-		Verdict          *Verdict     `json:"verdict"`
-		RuleID           *string      `json:"ruleId"`
-		RuleName         *string      `json:"ruleName"`
-		DurationMinutes  *int         `json:"durationMinutes"`
-		DecidedBy        *DecidedBy   `json:"decidedBy"`
-		SoftwarePolicyID *string      `json:"softwarePolicyId,omitempty"`
-		Error            string       `json:"error,omitempty"`
-		Explain          []TraceEntry `json:"explain,omitempty"`
-	}{d.Outcome, nullable(d.Verdict), nullable(d.RuleID), nullable(d.RuleName), nullable(d.DurationMinutes),
-		nullable(d.DecidedBy), nullable(d.SoftwarePolicyID), d.Error, d.Explain})
-	return bytes.TrimRight(buf.Bytes(), "\n"), err
+func (d Decision) MarshalJSON() ([]byte, error) { return d.AppendJSON(nil) }
+
+// AppendJSON appends the decision's JSON (as MarshalJSON, without HTML
+// escaping: explain carries CEL with && in it) to b.
+func (d Decision) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"outcome":`...)
+	b = appendJSONString(b, string(d.Outcome))
+	b = appendNullString(append(b, `,"verdict":`...), string(d.Verdict))
+	b = appendNullString(append(b, `,"ruleId":`...), d.RuleID)
+	b = appendNullString(append(b, `,"ruleName":`...), d.RuleName)
+	b = append(b, `,"durationMinutes":`...)
+	if d.DurationMinutes == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendInt(b, int64(d.DurationMinutes), 10)
+	}
+	b = appendNullString(append(b, `,"decidedBy":`...), string(d.DecidedBy))
+	if d.SoftwarePolicyID != "" {
+		b = appendJSONString(append(b, `,"softwarePolicyId":`...), d.SoftwarePolicyID)
+	}
+	if d.Error != "" {
+		b = appendJSONString(append(b, `,"error":`...), d.Error)
+	}
+	if len(d.Explain) > 0 {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(d.Explain); err != nil {
+			return nil, err
+		}
+		b = append(append(b, `,"explain":`...), bytes.TrimRight(buf.Bytes(), "\n")...)
+	}
+	return append(b, '}'), nil
+}
+
+func appendNullString(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return appendJSONString(b, s)
+}
+
+// appendJSONString appends s as a JSON string the way encoding/json does
+// without HTML escaping: invalid UTF-8 becomes U+FFFD, and U+2028 and
+// U+2029 are escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(append(b, s[start:]...), '"')
 }
 
 func (d Decision) String() string {

@@ -518,7 +518,13 @@ func (s *Server) decide(w http.ResponseWriter, req *http.Request, _ httprouter.P
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "decision": d})
+	out, err := d.AppendJSON(append(make([]byte, 0, 512), `{"success":true,"decision":`...))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(append(out, "}\n"...))
 	return nil
 }
 

@@ -86,6 +86,7 @@ type Server struct {
 	limiter   *limiter
 	router    *httprouter.Router
 	jwtSecret []byte
+	handlers  *handlerPool // goroutines the timeout layer runs handlers on
 	surfaces  map[string]bool
 	routes    []Route
 	conf      Config
@@ -112,7 +113,8 @@ func NewChecked(c Config) (*Server, error) {
 
 // New builds the server and its routes.
 func New(c Config) *Server {
-	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody, jwtSecret: c.JWTSecret, surfaces: c.Surfaces, conf: c}
+	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody, jwtSecret: c.JWTSecret, surfaces: c.Surfaces, conf: c,
+		handlers: newHandlerPool()}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

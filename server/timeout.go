@@ -56,7 +56,8 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 		ctx, cancel := context.WithTimeout(req.Context(), limit)
 		defer cancel()
 		tw := &timeoutWriter{h: http.Header{}, done: make(chan struct{})}
-		go tw.serve(next, req.WithContext(ctx))
+		inner := req.WithContext(ctx)
+		s.handlers.run(func() { tw.serve(next, inner) })
 
 		returned := false
 		select {
@@ -109,6 +110,43 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 		}
 		rm.observe(code, time.Since(start))
 	})
+}
+
+// handlerPool runs handlers on goroutines that are kept a while after
+// their handler returns: a goroutine's stack grows to what handlers need
+// once, not again on every request. A request never waits for a goroutine;
+// when none is idle a new one starts.
+type handlerPool struct{ idle chan func() }
+
+// handlerIdle is how long a handler goroutine waits for more work.
+const handlerIdle = 10 * time.Second
+
+func newHandlerPool() *handlerPool { return &handlerPool{idle: make(chan func())} }
+
+func (p *handlerPool) run(f func()) {
+	if p == nil {
+		go f()
+		return
+	}
+	select {
+	case p.idle <- f:
+	default:
+		go p.work(f)
+	}
+}
+
+func (p *handlerPool) work(f func()) {
+	t := time.NewTimer(handlerIdle)
+	defer t.Stop()
+	for {
+		f()
+		t.Reset(handlerIdle)
+		select {
+		case f = <-p.idle:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // timeoutWriter buffers a handler's response until the timeout layer
