@@ -167,15 +167,36 @@ func failSafe(err error, trace []TraceEntry) Decision {
 // Decide runs the full decision chain for one observation through the
 // index and native matchers. It never panics and never returns an error:
 // any failure is a pending decision carrying the reason.
-func (rs *RuleSet) Decide(in *Input) Decision { return rs.decide(in, false) }
+func (rs *RuleSet) Decide(in *Input) Decision { return rs.decide(in, false, nil) }
 
 // DecideReference runs the same chain but tests every participating rule in
 // order through its CEL program, without the index: the reference semantics
 // the indexed path is proved against, and the baseline it is measured
 // against.
-func (rs *RuleSet) DecideReference(in *Input) Decision { return rs.decide(in, true) }
+func (rs *RuleSet) DecideReference(in *Input) Decision { return rs.decide(in, true, nil) }
 
-func (rs *RuleSet) decide(in *Input, reference bool) (d Decision) {
+// DecideShadowed is Decide that also reports, as indexes into Rules(), the
+// rule that decided (winner; -1 when none did) and appends to shadowed the
+// rules the decision shadowed: every participating rule after the winner
+// (or, when a software policy decided, every participating rule) that
+// matches as well. Rules that cannot be evaluated are not reported; a
+// decision that failed safe reports none.
+func (rs *RuleSet) DecideShadowed(in *Input, shadowed []int32) (d Decision, winner int32, out []int32) {
+	sh := shadowing{winner: -1, shadowed: shadowed}
+	d = rs.decide(in, false, &sh)
+	if d.Error != "" {
+		return d, -1, shadowed[:0]
+	}
+	return d, sh.winner, sh.shadowed
+}
+
+// shadowing collects what DecideShadowed reports.
+type shadowing struct {
+	winner   int32
+	shadowed []int32
+}
+
+func (rs *RuleSet) decide(in *Input, reference bool, sh *shadowing) (d Decision) {
 	var trace []TraceEntry
 	defer func() {
 		if p := recover(); p != nil {
@@ -202,6 +223,9 @@ func (rs *RuleSet) decide(in *Input, reference bool) (d Decision) {
 		br := in.Bridge.evaluate(&c, in.Explain)
 		trace = br.trace
 		if h := br.bind; h != nil {
+			if sh != nil {
+				sh.shadowed = rs.matchesAfter(&c, -1, sh.shadowed)
+			}
 			d := Decision{DecidedBy: DecidedBySoftwarePolicy, SoftwarePolicyID: h.policy.p.ID, Explain: trace}
 			if h.policy.p.Mode == ModeBlocklist {
 				d.Outcome, d.Verdict = OutcomeDenied, VerdictAutoDeny
@@ -225,10 +249,37 @@ func (rs *RuleSet) decide(in *Input, reference bool) (d Decision) {
 	if err != nil {
 		return failSafe(err, trace)
 	}
+	if sh != nil && ord >= 0 {
+		sh.winner = ord
+		sh.shadowed = rs.matchesAfter(&c, ord, sh.shadowed)
+	}
 	if ord < 0 {
 		return unmatched(in, trace)
 	}
 	return ruleDecision(&rs.rules[ord], &c, trace)
+}
+
+// matchesAfter appends to out the participating rules after ordinal after
+// that match the candidate, in evaluation order, through the index.
+func (rs *RuleSet) matchesAfter(c *candidate, after int32, out []int32) []int32 {
+	var cs cursorSet
+	rs.index.gather(&cs, c)
+	for {
+		ord := cs.next()
+		if ord < 0 {
+			return out
+		}
+		if ord <= after {
+			continue
+		}
+		r := &rs.rules[ord]
+		if !r.participates(c) {
+			continue
+		}
+		if ok, err := r.matches(c); ok && err == nil {
+			out = append(out, ord)
+		}
+	}
 }
 
 // firstMatch finds the first participating rule, in evaluation order, that

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -410,8 +411,43 @@ func dfCheck(t testing.TB, seed uint64, nRules, nObs int) int {
 			t.Fatalf("seed %d obs %d: explain changed the decision:\n%s", seed, k, diff)
 		}
 		dfCheckTrace(t, seed, ex)
+		in.Explain = false
+		sd, winner, sh := rs.DecideShadowed(in, nil)
+		if diff := cmp.Diff(fast, sd); diff != "" {
+			t.Fatalf("seed %d obs %d: DecideShadowed changed the decision:\n%s", seed, k, diff)
+		}
+		if want := int32(-1); sd.DecidedBy == DecidedByRule && sd.Error == "" {
+			if rs.rules[winner].rule.ID != sd.RuleID {
+				t.Fatalf("seed %d obs %d: winner %d is not rule %s", seed, k, winner, sd.RuleID)
+			}
+		} else if winner != want {
+			t.Fatalf("seed %d obs %d: winner %d without a deciding rule", seed, k, winner)
+		}
+		dfCheckShadowed(t, seed, ex, sh)
 	}
 	return byRule
+}
+
+// dfCheckShadowed: the rules DecideShadowed reports are exactly those the
+// trace calls shadowed because they would match.
+func dfCheckShadowed(t testing.TB, seed uint64, ex Decision, sh []int32) {
+	var want []int32
+	i := int32(0)
+	for _, e := range ex.Explain {
+		if e.Stage != StageRule {
+			continue
+		}
+		if e.Result == ResultShadowed && strings.HasPrefix(e.Detail, "would match") {
+			want = append(want, i)
+		}
+		i++
+	}
+	if ex.Error != "" {
+		want = nil
+	}
+	if !slices.Equal(want, sh) {
+		t.Fatalf("seed %d: shadowed rules %v, the trace says %v (%v)", seed, sh, want, ex)
+	}
 }
 
 // dfErrNorm words a run-time error the same way on both evaluators: the
