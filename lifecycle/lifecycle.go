@@ -303,3 +303,7 @@ func (s *Service) fileGen() uint64 {
 	}
 	return 0
 }
+
+// Bridge is the software-policy resolver the service was configured with
+// (nil: none).
+func (s *Service) Bridge() BridgeFunc { return s.bridge }

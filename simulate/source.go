@@ -1,0 +1,217 @@
+package simulate
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/elevate-pam/elevate/engine"
+	"github.com/elevate-pam/elevate/lifecycle"
+	"github.com/elevate-pam/elevate/store"
+)
+
+// CaseOf fills c from a stored request, with what the request recorded
+// (never a thumbprint; AD groups when the agent reported them).
+func CaseOf(r *store.Request, c *Case) {
+	*c = Case{ID: r.ID, OrgID: r.OrgID, DeviceID: r.DeviceID, SiteID: r.SiteID, Flow: r.Flow, At: r.RequestedAt,
+		Status: string(r.Status),
+		Observation: engine.Observation{SubjectUsername: r.SubjectUsername, TargetExecutablePath: r.TargetExecutablePath,
+			TargetExecutableHash: r.TargetExecutableHash, TargetExecutableSigner: r.TargetExecutableSigner,
+			ParentImage: r.ParentImage, CommandLine: r.CommandLine, AdGroups: r.AdGroups, ToolName: r.ToolName,
+			RiskTier: r.RiskTier},
+		Recorded: Recorded{Outcome: r.Decision.Outcome, RuleID: r.Decision.RuleID, RuleName: r.Decision.RuleName}}
+	if r.Flow == engine.FlowUAC {
+		at := r.RequestedAt
+		c.Observation.ObservedAt = &at
+	}
+}
+
+// StoreSource reads the requests of one organisation ("" = every one)
+// requested within [from, to] (zero = unbounded) from a store.
+func StoreSource(st *store.Store, org string, from, to time.Time) Source {
+	return func(yield func(*Case) bool) error {
+		var c Case
+		return st.ScanRows(store.ScanOptions{OrgID: org, From: from, To: to}, func(r *store.Request) bool {
+			CaseOf(r, &c)
+			return yield(&c)
+		})
+	}
+}
+
+// History is a JSON Lines history as `elevate export --data` writes it:
+// its requests, and the organisations' settings when the file has them.
+type History struct {
+	Cases []Case
+	Orgs  map[string]engine.OrgConfig
+}
+
+// ReadHistory reads a JSON Lines export. Request lines become cases
+// (filtered to org unless it is "" and to [from, to] when set); org lines
+// give the organisations' default verdicts; other lines are skipped. A line
+// that is not JSON is an error naming its number.
+func ReadHistory(r io.Reader, org string, from, to time.Time) (*History, error) {
+	h := &History{Orgs: map[string]engine.OrgConfig{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var head struct {
+			Kind *string `json:"kind"`
+		}
+		if err := json.Unmarshal(line, &head); err != nil {
+			return nil, fmt.Errorf("line %d: %v", n, err)
+		}
+		switch {
+		case head.Kind == nil:
+			var req store.Request
+			if err := json.Unmarshal(line, &req); err != nil {
+				return nil, fmt.Errorf("line %d: request: %v", n, err)
+			}
+			if req.ID == "" || req.OrgID == "" || req.RequestedAt.IsZero() || !req.Flow.Valid() {
+				return nil, fmt.Errorf("line %d: a request needs id, orgId, requestedAt and a valid flowType", n)
+			}
+			if org != "" && !sameID(req.OrgID, org) || !from.IsZero() && req.RequestedAt.Before(from) || !to.IsZero() && req.RequestedAt.After(to) {
+				continue
+			}
+			var c Case
+			CaseOf(&req, &c)
+			h.Cases = append(h.Cases, c)
+		case *head.Kind == "org":
+			var o store.Org
+			if err := json.Unmarshal(line, &o); err != nil {
+				return nil, fmt.Errorf("line %d: org: %v", n, err)
+			}
+			h.Orgs[canonical(o.ID)] = o.Config()
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Source yields the history's cases.
+func (h *History) Source() Source {
+	return func(yield func(*Case) bool) error {
+		for i := range h.Cases {
+			if !yield(&h.Cases[i]) {
+				return nil
+			}
+		}
+		return nil
+	}
+}
+
+func sameID(a, b string) bool { return canonical(a) == canonical(b) }
+
+// LiveChain is the chain a lifecycle service decides with now: each
+// organisation's stored rules merged with the rule files it has loaded,
+// its settings, and its software policies.
+func LiveChain(lc *lifecycle.Service) Chain {
+	return Chain{
+		RuleSet: func(org string) (*engine.RuleSet, error) {
+			rs, _, err := lc.RuleSet(org)
+			return rs, err
+		},
+		Org: func(org string) (engine.OrgConfig, error) {
+			var o *store.Org
+			err := lc.Store().View(func(sn *store.Snapshot) error {
+				var err error
+				o, err = sn.Org(org)
+				return err
+			})
+			if err != nil {
+				return engine.OrgConfig{}, err
+			}
+			return lc.OrgConfig(o), nil
+		},
+		Bridge: deviceBridge(lc),
+	}
+}
+
+// deviceBridge resolves a case's device's software policies (as they are
+// now: policies keep no history) once per device and run.
+func deviceBridge(lc *lifecycle.Service) func(*Case) (*engine.Bridge, error) {
+	bf := lc.Bridge()
+	if bf == nil {
+		return nil
+	}
+	type entry struct {
+		b   *engine.Bridge
+		err error
+	}
+	var mu sync.Mutex
+	cache := map[string]entry{}
+	return func(c *Case) (*engine.Bridge, error) {
+		mu.Lock()
+		e, ok := cache[c.DeviceID]
+		mu.Unlock()
+		if ok {
+			return e.b, e.err
+		}
+		var dev *store.Device
+		e.err = lc.Store().View(func(sn *store.Snapshot) error {
+			var err error
+			dev, err = sn.Device(c.DeviceID)
+			return err
+		})
+		if e.err == nil {
+			e.b, e.err = bf(dev)
+		}
+		mu.Lock()
+		cache[c.DeviceID] = e
+		mu.Unlock()
+		return e.b, e.err
+	}
+}
+
+// FileChain is a chain of rule files alone (lifecycle.FileOrg as the rule
+// directory loads them), for a history without a store: an organisation
+// gets the file sets that name it (by id) or every organisation, and the
+// settings those files declare, else orgs's (from the history), else the
+// defaults. No software policies.
+func FileChain(files []lifecycle.FileOrg, orgs map[string]engine.OrgConfig) Chain {
+	applies := func(org string) []lifecycle.FileOrg {
+		var out []lifecycle.FileOrg
+		for _, f := range files {
+			if f.Org == "" || sameID(f.Org, org) {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	return Chain{
+		RuleSet: func(org string) (*engine.RuleSet, error) {
+			var rules []engine.Rule
+			var groups []engine.SignerGroup
+			for _, f := range applies(org) {
+				for _, r := range f.Rules {
+					r = r.Clone()
+					r.OrgID = org
+					rules = append(rules, r)
+				}
+				for _, g := range f.Groups {
+					g.OrgID = org
+					groups = append(groups, g)
+				}
+			}
+			return engine.Compile(rules, groups, engine.CompileOptions{Lenient: true})
+		},
+		Org: func(org string) (engine.OrgConfig, error) {
+			c := orgs[canonical(org)]
+			for _, f := range applies(org) {
+				if f.Config != nil && f.Config.DefaultUnmatchedVerdict != "" {
+					c.DefaultUnmatchedVerdict = f.Config.DefaultUnmatchedVerdict
+				}
+			}
+			return c, nil
+		},
+	}
+}
