@@ -74,7 +74,7 @@ func (s *Server) LoadRuleFiles() error {
 	rf.sig = sig
 	if err == nil {
 		var orgs []lifecycle.FileOrg
-		if orgs, err = compileRuleDir(rf.dir); err == nil {
+		if orgs, err = CompileRuleDir(rf.dir); err == nil {
 			rf.gen = s.lc.SetFileRules(orgs)
 			rf.goodAt, rf.failedAt, rf.lastErr = s.lc.Clock().Now(), time.Time{}, ""
 			s.log.Info("rule files loaded", "dir", rf.dir, "generation", rf.gen, "orgs", len(orgs))
@@ -106,9 +106,9 @@ func (s *Server) WatchRuleFiles(ctx context.Context, every time.Duration) {
 	}
 }
 
-// compileRuleDir loads the repository, compiles it and runs its tests:
+// CompileRuleDir loads the repository, compiles it and runs its tests:
 // any error diagnostic or failing test refuses the whole set.
-func compileRuleDir(dir string) ([]lifecycle.FileOrg, error) {
+func CompileRuleDir(dir string) ([]lifecycle.FileOrg, error) {
 	repo, err := dsl.LoadDir(dir)
 	if err != nil {
 		return nil, err

@@ -36,6 +36,8 @@ Usage:
   elevate audit verify --data DIR [--anchor FILE]
                                                  check every organisation's audit chain
   elevate audit head --data DIR                  print each chain's head, to keep elsewhere as an anchor
+  elevate simulate [--rules DIR] [--base DIR|REV] (--data DIR | --history FILE) [--fail-on widen]
+                                                 replay history through a rule set, or compare two
   elevate decide [--explain] [--rules DIR] [FILE]
                                                  decide one request (JSON from FILE or stdin)
   elevate version                                print the version
@@ -77,6 +79,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runImport(args[1:], stdin, stdout, stderr)
 	case "audit":
 		return runAudit(args[1:], stdout, stderr)
+	case "simulate":
+		return runSimulate(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "elevate", version)
 		return exitOK
