@@ -199,6 +199,9 @@ func TestAdminTransitions(t *testing.T) {
 	if r := post("/api/v1/devices/"+e.device+"/actuate-elevation", `{"elevationRequestId":"`+e.atSite+`"}`); r.status != 409 || errCode(r) != "actuating" {
 		t.Fatalf("second actuate: %d %s", r.status, r.raw)
 	}
+	if r := post("/api/v1/devices/not-a-uuid/actuate-elevation", `{"elevationRequestId":"`+e.atSite+`"}`); r.status != 400 || errCode(r) != "VALIDATION" {
+		t.Fatalf("non-UUID device id: %d %s", r.status, r.raw)
+	}
 	if r := post("/api/v1/devices/"+e.otherDevi+"/actuate-elevation", `{"elevationRequestId":"`+e.inOther+`"}`); r.status != 404 {
 		t.Fatalf("other org's device: %d %s", r.status, r.raw)
 	}

@@ -577,10 +577,14 @@ func (s *Server) actuate(w http.ResponseWriter, req *http.Request, ps httprouter
 	if err := s.decodeBody(w, req, &body); err != nil {
 		return err
 	}
+	devID, err := s.requestID(ps) // a device id: the same UUID check
+	if err != nil {
+		return err
+	}
 	var dev *store.Device
-	err := s.lc.Store().View(func(sn *store.Snapshot) error {
+	err = s.lc.Store().View(func(sn *store.Snapshot) error {
 		var err error
-		dev, err = sn.Device(ps.ByName("id"))
+		dev, err = sn.Device(devID)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
