@@ -121,7 +121,6 @@ func parseAgentObservation(body []byte) (lifecycle.IngestInput, error) {
 	var in lifecycle.IngestInput
 	var a agentObservation
 	if !fastAgentBody(body, &a) {
-		a = agentObservation{}
 		if err := decodeAgentJSON(body, &a); err != nil {
 			return in, err
 		}

@@ -342,8 +342,18 @@ type decideBody struct {
 	Explain     bool               `json:"explain"`
 }
 
-// fastDecideBody reads b into d when b is on the fast path.
-func fastDecideBody(b []byte, d *decideBody) bool {
+// fastDecideBody reads b into out when b is on the fast path, and leaves
+// out alone otherwise.
+func fastDecideBody(b []byte, out *decideBody) bool {
+	var d decideBody
+	if !readDecideBody(b, &d) {
+		return false
+	}
+	*out = d
+	return true
+}
+
+func readDecideBody(b []byte, d *decideBody) bool {
 	r := &jsonReader{b: b}
 	var top seen
 	ok := r.object(func(key string) bool {
@@ -425,10 +435,20 @@ var agentKeys = []string{"subject_username", "target_executable_path", "target_e
 	"target_executable_signer", "target_executable_signer_thumbprint", "pid", "parent_image",
 	"command_line", "observed_at", "ad_groups"}
 
-// fastAgentBody reads b into a when b is on the fast path. Unknown members
-// are skipped, as encoding/json skips them, unless a known name matches
-// them case-insensitively (encoding/json would take those).
-func fastAgentBody(b []byte, a *agentObservation) bool {
+// fastAgentBody reads b into out when b is on the fast path, and leaves
+// out alone otherwise. Unknown members are skipped, as encoding/json skips
+// them, unless a known name matches them case-insensitively (encoding/json
+// would take those).
+func fastAgentBody(b []byte, out *agentObservation) bool {
+	var a agentObservation
+	if !readAgentBody(b, &a) {
+		return false
+	}
+	*out = a
+	return true
+}
+
+func readAgentBody(b []byte, a *agentObservation) bool {
 	r := &jsonReader{b: b}
 	var f seen
 	strField := func(p **string, bit int) bool {

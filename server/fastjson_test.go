@@ -60,9 +60,9 @@ func TestFastJSONLeavesUnusualBodies(t *testing.T) {
 		`{"explain":true,}`,
 		"{\"observation\":{\"commandLine\":\"a\tb\"}}", // raw control character
 	} {
-		var d decideBody
-		if fastDecideBody([]byte(s), &d) {
-			t.Errorf("decide body took the fast path: %s", s)
+		d := decideBody{DeviceID: "kept"} // a refusal leaves the target alone
+		if fastDecideBody([]byte(s), &d) || d.DeviceID != "kept" {
+			t.Errorf("decide body took the fast path, or a refusal wrote %+v: %s", d, s)
 		}
 		checkDecideBody(t, []byte(s))
 	}
@@ -74,9 +74,9 @@ func TestFastJSONLeavesUnusualBodies(t *testing.T) {
 		`{"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, // deeper than the skip limit
 		`{"subject_username":"a"} trailing`,                               // encoding/json ignores what follows
 	} {
-		var a agentObservation
-		if fastAgentBody([]byte(s), &a) {
-			t.Errorf("agent body took the fast path: %s", s)
+		a := agentObservation{AdGroups: []string{"kept"}}
+		if fastAgentBody([]byte(s), &a) || len(a.AdGroups) != 1 || a.SubjectUsername != nil {
+			t.Errorf("agent body took the fast path, or a refusal wrote %+v: %s", a, s)
 		}
 		checkAgentBody(t, []byte(s))
 	}

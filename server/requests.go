@@ -453,21 +453,27 @@ func (s *Server) decodeBody(w http.ResponseWriter, req *http.Request, v any) err
 // readBody reads the whole request body: 413 over the server's limit.
 func (s *Server) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
 	body := http.MaxBytesReader(w, req.Body, s.maxBody)
-	var b []byte
-	var err error
+	// io.ReadAll's loop, sized by the declared length (+1 for the read
+	// that finds the end) so a body is read into one allocation.
+	size := int64(512)
 	if n := req.ContentLength; n > 0 && n <= s.maxBody {
-		// The declared length, then a read that must find the end.
-		b = make([]byte, n)
-		if _, err = io.ReadFull(body, b); err == nil {
-			var more [1]byte
-			if m, rerr := body.Read(more[:]); m > 0 || rerr != io.EOF {
-				var rest []byte
-				rest, err = io.ReadAll(body)
-				b = append(append(b, more[:m]...), rest...)
-			}
+		size = n + 1
+	}
+	b := make([]byte, 0, size)
+	var err error
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
 		}
-	} else {
-		b, err = io.ReadAll(body)
+		var m int
+		m, err = body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			break
+		}
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -462,7 +462,6 @@ func (s *Server) decide(w http.ResponseWriter, req *http.Request, _ httprouter.P
 	}
 	var body decideBody
 	if !fastDecideBody(raw, &body) {
-		body = decideBody{}
 		if err := decodeJSON(raw, &body); err != nil {
 			return err
 		}
