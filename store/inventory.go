@@ -330,43 +330,38 @@ func (s *Snapshot) Org(id string) (*Org, error) {
 // orgRows remembers decoded organisation rows by their bytes: every
 // decision reads its organisation, and the row changes rarely. Keyed by
 // content, an entry can never be stale.
-var orgRows = rowCache[Org]{clone: func(o *Org) {
-	if o.UacInterceptionEnabled != nil {
-		v := *o.UacInterceptionEnabled
-		o.UacInterceptionEnabled = &v
-	}
-}}
+var orgRows orgCache
 
-// rowCacheSize bounds a rowCache; a full cache starts over.
-const rowCacheSize = 4096
+// orgCacheSize bounds orgRows; a full cache starts over.
+const orgCacheSize = 4096
 
-// rowCache maps a row's bytes to its decoded value. decode returns a copy
-// the caller owns (clone deepens it where T holds pointers).
-type rowCache[T any] struct {
-	mu    sync.RWMutex
-	m     map[string]*T
-	clone func(*T)
+type orgCache struct {
+	mu sync.RWMutex
+	m  map[string]*Org
 }
 
-func (c *rowCache[T]) decode(k, b []byte) (*T, error) {
+// decode returns the organisation row b (at key k) as a copy the caller
+// owns.
+func (c *orgCache) decode(k, b []byte) (*Org, error) {
 	c.mu.RLock()
-	v := c.m[string(b)]
+	o := c.m[string(b)]
 	c.mu.RUnlock()
-	if v == nil {
-		v = new(T)
-		if err := json.Unmarshal(b, v); err != nil {
+	if o == nil {
+		o = new(Org)
+		if err := json.Unmarshal(b, o); err != nil {
 			return nil, corrupt(k, err)
 		}
 		c.mu.Lock()
-		if c.m == nil || len(c.m) >= rowCacheSize {
-			c.m = make(map[string]*T)
+		if c.m == nil || len(c.m) >= orgCacheSize {
+			c.m = make(map[string]*Org)
 		}
-		c.m[string(b)] = v
+		c.m[string(b)] = o
 		c.mu.Unlock()
 	}
-	out := *v
-	if c.clone != nil {
-		c.clone(&out)
+	out := *o
+	if o.UacInterceptionEnabled != nil {
+		v := *o.UacInterceptionEnabled
+		out.UacInterceptionEnabled = &v
 	}
 	return &out, nil
 }
