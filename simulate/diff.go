@@ -150,10 +150,10 @@ func Diff(src Source, base, candidate Chain, opt Options) (*DiffReport, error) {
 		}
 	}
 	slices.SortFunc(rep.Matrix, func(a, b Transition) int {
-		if c := cmp.Compare(outcomeRank(a.From), outcomeRank(b.From)); c != 0 {
+		if c := cmp.Compare(OutcomeRank(a.From), OutcomeRank(b.From)); c != 0 {
 			return c
 		}
-		return cmp.Compare(outcomeRank(a.To), outcomeRank(b.To))
+		return cmp.Compare(OutcomeRank(a.To), OutcomeRank(b.To))
 	})
 	for _, g := range flips {
 		rep.Flips = append(rep.Flips, *g)
@@ -168,7 +168,7 @@ func Diff(src Source, base, candidate Chain, opt Options) (*DiffReport, error) {
 		case a.Count != b.Count:
 			return cmp.Compare(b.Count, a.Count)
 		}
-		return cmp.Or(cmp.Compare(outcomeRank(a.From), outcomeRank(b.From)), cmp.Compare(outcomeRank(a.To), outcomeRank(b.To)),
+		return cmp.Or(cmp.Compare(OutcomeRank(a.From), OutcomeRank(b.From)), cmp.Compare(OutcomeRank(a.To), OutcomeRank(b.To)),
 			cmp.Compare(a.Candidate.RuleName+a.Candidate.RuleID, b.Candidate.RuleName+b.Candidate.RuleID),
 			cmp.Compare(a.Base.RuleName+a.Base.RuleID, b.Base.RuleName+b.Base.RuleID))
 	})
@@ -187,17 +187,13 @@ func newestExamples(es []FlipExample) []FlipExample {
 	return es[:min(len(es), MaxFlipExamples)]
 }
 
-// outcomeRank orders outcomes from widest to narrowest access.
-func outcomeRank(o engine.Outcome) int {
-	switch o {
-	case engine.OutcomeAutoApproved:
-		return 0
-	case engine.OutcomeIgnored:
-		return 1
-	case engine.OutcomePending:
-		return 2
-	case engine.OutcomeDenied:
-		return 3
+// OutcomeOrder lists the outcomes from widest to narrowest access.
+var OutcomeOrder = []engine.Outcome{engine.OutcomeAutoApproved, engine.OutcomeIgnored, engine.OutcomePending, engine.OutcomeDenied}
+
+// OutcomeRank is o's place in OutcomeOrder; unknown outcomes come last.
+func OutcomeRank(o engine.Outcome) int {
+	if i := slices.Index(OutcomeOrder, o); i >= 0 {
+		return i
 	}
-	return 4
+	return len(OutcomeOrder)
 }

@@ -2,7 +2,6 @@ package simulate
 
 import (
 	"cmp"
-	"fmt"
 	"runtime"
 	"slices"
 	"sync"
@@ -24,7 +23,6 @@ type Case struct {
 	Observation engine.Observation `json:"observation"`
 	// Recorded is the decision taken when the request arrived.
 	Recorded Recorded `json:"decision"`
-	Status   string   `json:"status,omitempty"`
 }
 
 // Recorded is the stored decision of a historical request.
@@ -339,8 +337,8 @@ func (t *tally) report() *Report {
 	if len(t.errors) > 0 {
 		rep.Errors = t.errors
 	}
-	for _, o := range []engine.Outcome{engine.OutcomeAutoApproved, engine.OutcomeDenied, engine.OutcomePending, engine.OutcomeIgnored} {
-		rep.Outcomes[o] += 0
+	for _, o := range OutcomeOrder {
+		rep.Outcomes[o] += 0 // every outcome is reported, zeros included
 	}
 	ocs := make([]*orgChain, 0, len(t.orgsSeen))
 	for oc := range t.orgsSeen {
@@ -377,11 +375,4 @@ func (t *tally) report() *Report {
 		}
 	}
 	return rep
-}
-
-// String is a one-line summary.
-func (r *Report) String() string {
-	return fmt.Sprintf("%d requests: %d auto-approved, %d denied, %d pending; %d rules never fired, %d always shadowed",
-		r.Total, r.Outcomes[engine.OutcomeAutoApproved], r.Outcomes[engine.OutcomeDenied], r.Outcomes[engine.OutcomePending],
-		len(r.NeverFired), len(r.AlwaysShadowed))
 }

@@ -1,8 +1,10 @@
 package simulate
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,15 +49,22 @@ func replayHistory(org string) []Case {
 	return cs
 }
 
-func sliceSource(cs []Case) Source { return (&History{Cases: cs}).Source() }
-
-func filesChain(rules []engine.Rule) Chain {
-	return FileChain([]lifecycle.FileOrg{{Rules: rules}}, nil)
+// filesChain is the chain of rules given as one rule-file set for every
+// organisation of h.
+func filesChain(t *testing.T, h *History, rules []engine.Rule) Chain {
+	t.Helper()
+	ch, done, err := h.FileChain([]lifecycle.FileOrg{{Rules: rules}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { done() })
+	return ch
 }
 
 func TestReplayKnownAnswers(t *testing.T) {
 	for _, workers := range []int{1, 3} {
-		rep, err := Replay(sliceSource(replayHistory("org-1")), filesChain(replayRules), Options{Workers: workers})
+		h := &History{Cases: replayHistory(store.NewID(now))}
+		rep, err := Replay(h.Source(), filesChain(t, h, replayRules), Options{Workers: workers})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,11 +105,13 @@ func TestReplayTimeWindowsAtEachRequest(t *testing.T) {
 	})
 	mon := time.Date(2026, 6, 15, 0, 0, 0, 0, time.UTC) // a Monday
 	var cs []Case
+	org := store.NewID(now)
 	for h := range 24 {
-		cs = append(cs, Case{ID: fmt.Sprint(h), OrgID: "o", Flow: engine.FlowUAC, At: mon.Add(time.Duration(h) * time.Hour),
+		cs = append(cs, Case{ID: fmt.Sprint(h), OrgID: org, Flow: engine.FlowUAC, At: mon.Add(time.Duration(h) * time.Hour),
 			Observation: engine.Observation{SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`}})
 	}
-	rep, err := Replay(sliceSource(cs), filesChain([]engine.Rule{office}), Options{})
+	h := &History{Cases: cs}
+	rep, err := Replay(h.Source(), filesChain(t, h, []engine.Rule{office}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,9 +127,10 @@ func TestDiffKnownAnswers(t *testing.T) {
 		rule("q", "Q", 0, engine.VerdictAutoApprove, func(r *engine.Rule) { r.MatchPathGlob = sp(`C:\Other\q.exe`) }),
 		replayRules[0], replayRules[2], replayRules[3],
 	}
-	org := "org-1"
+	h := &History{Cases: replayHistory(store.NewID(now))}
+	base, candidate := filesChain(t, h, replayRules), filesChain(t, h, cand)
 	for _, workers := range []int{1, 4} {
-		d, err := Diff(sliceSource(replayHistory(org)), filesChain(replayRules), filesChain(cand), Options{Workers: workers})
+		d, err := Diff(h.Source(), base, candidate, Options{Workers: workers})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,5 +267,45 @@ func TestReplayReproducesLiveDecisions(t *testing.T) {
 	}
 	if len(outcomes) < 3 {
 		t.Fatalf("the history exercises too few outcomes: %v", outcomes)
+	}
+}
+
+// A history export replays through the rule files as a server would: a
+// file set declared for an organisation by name applies to it only, and the
+// organisation's settings come from the export.
+func TestHistoryFileChainMatchesOrgsByName(t *testing.T) {
+	acme, other := store.NewID(now), store.NewID(now)
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"kind":"org","id":%q,"name":"Acme","defaultUnmatchedVerdict":"auto_deny"}`+"\n", strings.ToUpper(acme))
+	for i, c := range []struct{ org, path string }{{acme, `C:\Tools\a.exe`}, {acme, `C:\Other\b.exe`}, {other, `C:\Tools\a.exe`}} {
+		at := now.Add(time.Duration(i) * time.Minute)
+		line, err := json.Marshal(store.Request{ID: store.NewID(at), OrgID: c.org, Flow: engine.FlowUAC, Status: store.StatusPending,
+			SubjectUsername: "u", TargetExecutablePath: c.path, RequestedAt: at, CreatedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(append(line, '\n'))
+	}
+	h, err := ReadHistory(strings.NewReader(b.String()), "", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, done, err := h.FileChain([]lifecycle.FileOrg{{Org: "acme", Rules: replayRules[:1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	res := newResolver(ch)
+	var got []engine.Outcome
+	for i := range h.Cases {
+		_, d, _, _ := res.decide(&h.Cases[i], nil)
+		got = append(got, d.Outcome)
+	}
+	want := []engine.Outcome{engine.OutcomeAutoApproved, engine.OutcomeDenied, engine.OutcomePending}
+	if !slices.Equal(got, want) {
+		t.Fatalf("outcomes %v, want %v", got, want)
+	}
+	if _, err := ReadHistory(strings.NewReader(`{"id":"r","orgId":"acme","flowType":"uac_intercept","requestedAt":"2026-06-15T10:00:00Z"}`), "", time.Time{}, time.Time{}); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("a request without an org UUID: %v", err)
 	}
 }

@@ -18,7 +18,6 @@ import (
 // (never a thumbprint; AD groups when the agent reported them).
 func CaseOf(r *store.Request, c *Case) {
 	*c = Case{ID: r.ID, OrgID: r.OrgID, DeviceID: r.DeviceID, SiteID: r.SiteID, Flow: r.Flow, At: r.RequestedAt,
-		Status: string(r.Status),
 		Observation: engine.Observation{SubjectUsername: r.SubjectUsername, TargetExecutablePath: r.TargetExecutablePath,
 			TargetExecutableHash: r.TargetExecutableHash, TargetExecutableSigner: r.TargetExecutableSigner,
 			ParentImage: r.ParentImage, CommandLine: r.CommandLine, AdGroups: r.AdGroups, ToolName: r.ToolName,
@@ -43,10 +42,10 @@ func StoreSource(st *store.Store, org string, from, to time.Time) Source {
 }
 
 // History is a JSON Lines history as `elevate export --data` writes it:
-// its requests, and the organisations' settings when the file has them.
+// its requests, and its organisations when the file has them (by id).
 type History struct {
 	Cases []Case
-	Orgs  map[string]engine.OrgConfig
+	Orgs  map[string]*store.Org
 }
 
 // ReadHistory reads a JSON Lines export. Request lines become cases
@@ -54,7 +53,7 @@ type History struct {
 // give the organisations' default verdicts; other lines are skipped. A line
 // that is not JSON is an error naming its number.
 func ReadHistory(r io.Reader, org string, from, to time.Time) (*History, error) {
-	h := &History{Orgs: map[string]engine.OrgConfig{}}
+	h := &History{Orgs: map[string]*store.Org{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -74,8 +73,8 @@ func ReadHistory(r io.Reader, org string, from, to time.Time) (*History, error) 
 			if err := json.Unmarshal(line, &req); err != nil {
 				return nil, fmt.Errorf("line %d: request: %v", n, err)
 			}
-			if req.ID == "" || req.OrgID == "" || req.RequestedAt.IsZero() || !req.Flow.Valid() {
-				return nil, fmt.Errorf("line %d: a request needs id, orgId, requestedAt and a valid flowType", n)
+			if _, err := store.ParseID(req.OrgID); err != nil || req.ID == "" || req.RequestedAt.IsZero() || !req.Flow.Valid() {
+				return nil, fmt.Errorf("line %d: a request needs an id, an orgId (UUID), requestedAt and a valid flowType", n)
 			}
 			if org != "" && !sameID(req.OrgID, org) || !from.IsZero() && req.RequestedAt.Before(from) || !to.IsZero() && req.RequestedAt.After(to) {
 				continue
@@ -88,7 +87,11 @@ func ReadHistory(r io.Reader, org string, from, to time.Time) (*History, error) 
 			if err := json.Unmarshal(line, &o); err != nil {
 				return nil, fmt.Errorf("line %d: org: %v", n, err)
 			}
-			h.Orgs[canonical(o.ID)] = o.Config()
+			if _, err := store.ParseID(o.ID); err != nil {
+				return nil, fmt.Errorf("line %d: org: id: %v", n, err)
+			}
+			o.ID = canonical(o.ID)
+			h.Orgs[o.ID] = &o
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -172,46 +175,47 @@ func deviceBridge(lc *lifecycle.Service) func(*Case) (*engine.Bridge, error) {
 	}
 }
 
-// FileChain is a chain of rule files alone (lifecycle.FileOrg as the rule
-// directory loads them), for a history without a store: an organisation
-// gets the file sets that name it (by id) or every organisation, and the
-// settings those files declare, else orgs's (from the history), else the
-// defaults. No software policies.
-func FileChain(files []lifecycle.FileOrg, orgs map[string]engine.OrgConfig) Chain {
-	applies := func(org string) []lifecycle.FileOrg {
-		var out []lifecycle.FileOrg
-		for _, f := range files {
-			if f.Org == "" || sameID(f.Org, org) {
-				out = append(out, f)
+// FileChain is the chain a server holding only the rule files would decide
+// the history with: the history's organisations (their settings from its
+// org lines; an organisation it only names gets the defaults) in an
+// in-memory store, the files loaded as a server loads its rule directory,
+// decided through LiveChain. No software policies. done releases the
+// store.
+func (h *History) FileChain(files []lifecycle.FileOrg) (ch Chain, done func() error, err error) {
+	st, err := store.Open("", store.Options{InMemory: true})
+	if err != nil {
+		return Chain{}, nil, err
+	}
+	err = st.Update(func(tx *store.Tx) error {
+		seen := map[string]bool{}
+		put := func(o store.Org) error {
+			if seen[o.ID] {
+				return nil
+			}
+			seen[o.ID] = true
+			o.PartnerID = "" // partners play no part in decisions
+			if o.Name == "" {
+				o.Name = o.ID
+			}
+			return tx.PutOrg(&o)
+		}
+		for _, o := range h.Orgs {
+			if err := put(*o); err != nil {
+				return err
 			}
 		}
-		return out
-	}
-	return Chain{
-		RuleSet: func(org string) (*engine.RuleSet, error) {
-			var rules []engine.Rule
-			var groups []engine.SignerGroup
-			for _, f := range applies(org) {
-				for _, r := range f.Rules {
-					r = r.Clone()
-					r.OrgID = org
-					rules = append(rules, r)
-				}
-				for _, g := range f.Groups {
-					g.OrgID = org
-					groups = append(groups, g)
-				}
+		for i := range h.Cases {
+			if err := put(store.Org{ID: canonical(h.Cases[i].OrgID)}); err != nil {
+				return err
 			}
-			return engine.Compile(rules, groups, engine.CompileOptions{Lenient: true})
-		},
-		Org: func(org string) (engine.OrgConfig, error) {
-			c := orgs[canonical(org)]
-			for _, f := range applies(org) {
-				if f.Config != nil && f.Config.DefaultUnmatchedVerdict != "" {
-					c.DefaultUnmatchedVerdict = f.Config.DefaultUnmatchedVerdict
-				}
-			}
-			return c, nil
-		},
+		}
+		return nil
+	})
+	if err != nil {
+		st.Close()
+		return Chain{}, nil, err
 	}
+	lc := lifecycle.New(lifecycle.Config{Store: st})
+	lc.SetFileRules(files)
+	return LiveChain(lc), st.Close, nil
 }

@@ -147,7 +147,16 @@ func runSimulate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return fail(exitUsage, "%s: %v", *histFile, err)
 		}
 		src = h.Source()
-		cand, base = simulate.FileChain(candFiles, h.Orgs), simulate.FileChain(baseFiles, h.Orgs)
+		for _, c := range []struct {
+			ch    *simulate.Chain
+			files []lifecycle.FileOrg
+		}{{&cand, candFiles}, {&base, baseFiles}} {
+			var done func() error
+			if *c.ch, done, err = h.FileChain(c.files); err != nil {
+				return fail(exitInternal, "%v", err)
+			}
+			defer done()
+		}
 	}
 
 	opt := simulate.Options{Workers: *workers}
@@ -324,12 +333,10 @@ func paint(on bool, col, s string) string {
 	return col + s + colReset
 }
 
-var outcomeOrder = []engine.Outcome{engine.OutcomeAutoApproved, engine.OutcomeIgnored, engine.OutcomePending, engine.OutcomeDenied}
-
 func printReplay(w io.Writer, r *simulate.Report, colour bool) {
 	fmt.Fprintf(w, "%s\n\n", paint(colour, colBold, fmt.Sprintf("Replayed %d requests", r.Total)))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	for _, o := range outcomeOrder {
+	for _, o := range simulate.OutcomeOrder {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t\n", o, r.Outcomes[o], pct(r.Outcomes[o], r.Total))
 	}
 	tw.Flush()
@@ -425,7 +432,7 @@ func printDiff(w io.Writer, d *simulate.DiffReport, colour bool) {
 	fmt.Fprintln(w, "\nOutcome transitions (base → candidate):")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprint(tw, "  base \\ candidate\t")
-	for _, o := range outcomeOrder {
+	for _, o := range simulate.OutcomeOrder {
 		fmt.Fprintf(tw, "%s\t", o)
 	}
 	fmt.Fprintln(tw)
@@ -433,9 +440,9 @@ func printDiff(w io.Writer, d *simulate.DiffReport, colour bool) {
 	for _, t := range d.Matrix {
 		cell[[2]engine.Outcome{t.From, t.To}] = t.Count
 	}
-	for _, from := range outcomeOrder {
+	for _, from := range simulate.OutcomeOrder {
 		fmt.Fprintf(tw, "  %s\t", from)
-		for _, to := range outcomeOrder {
+		for _, to := range simulate.OutcomeOrder {
 			fmt.Fprintf(tw, "%d\t", cell[[2]engine.Outcome{from, to}])
 		}
 		fmt.Fprintln(tw)
@@ -451,7 +458,7 @@ func printDiff(w io.Writer, d *simulate.DiffReport, colour bool) {
 		switch {
 		case g.Widens:
 			line = paint(colour, colRed, "WIDENS "+line)
-		case outcomeRankCLI(g.To) > outcomeRankCLI(g.From):
+		case simulate.OutcomeRank(g.To) > simulate.OutcomeRank(g.From):
 			line = paint(colour, colGreen, line)
 		}
 		fmt.Fprintf(w, "  %s\n", line)
@@ -465,14 +472,4 @@ func printDiff(w io.Writer, d *simulate.DiffReport, colour bool) {
 	}
 	fmt.Fprintf(w, "\nRules: base %d never fired, %d always shadowed; candidate %d never fired, %d always shadowed\n",
 		len(d.Base.NeverFired), len(d.Base.AlwaysShadowed), len(d.Candidate.NeverFired), len(d.Candidate.AlwaysShadowed))
-}
-
-// outcomeRankCLI orders outcomes from widest to narrowest access.
-func outcomeRankCLI(o engine.Outcome) int {
-	for i, x := range outcomeOrder {
-		if x == o {
-			return i
-		}
-	}
-	return len(outcomeOrder)
 }
