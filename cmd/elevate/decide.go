@@ -96,14 +96,20 @@ func runDecide(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	input.Explain = *explain
 	d := rs.Decide(input)
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(d); err != nil {
+	if err := printJSON(stdout, d); err != nil {
 		fmt.Fprintf(stderr, "elevate decide: %v\n", err)
 		return exitInternal
 	}
 	return exitOK
+}
+
+// printJSON writes v as indented JSON without HTML escaping (rules and
+// explanations carry CEL with && in it).
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }
 
 // strictUnmarshal decodes JSON refusing unknown keys and trailing data.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -231,10 +230,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		if out.Tests == nil {
 			out.Tests = []dsl.TestResult{}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(stdout, out); err != nil {
 			return exitInternal
 		}
 		return code
@@ -318,10 +314,7 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 			dsl.Render(stderr, repo.Diags, repo.Sources())
 			return exitCompile
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(dsl.ToBundle(repo)); err != nil {
+		if err := printJSON(stdout, dsl.ToBundle(repo)); err != nil {
 			return exitInternal
 		}
 		return exitOK

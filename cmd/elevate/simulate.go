@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -170,7 +169,10 @@ func runSimulate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return fail(exitInternal, "%v", err)
 		}
 		if *format == "json" {
-			return writeJSONOut(stdout, rep)
+			if err := printJSON(stdout, rep); err != nil {
+				return fail(exitInternal, "%v", err)
+			}
+			return exitOK
 		}
 		printReplay(stdout, rep, isTerminal(stdout))
 		return exitOK
@@ -181,8 +183,8 @@ func runSimulate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(exitInternal, "%v", err)
 	}
 	if *format == "json" {
-		if code := writeJSONOut(stdout, d); code != exitOK {
-			return code
+		if err := printJSON(stdout, d); err != nil {
+			return fail(exitInternal, "%v", err)
 		}
 	} else {
 		printDiff(stdout, d, isTerminal(stdout))
@@ -278,16 +280,6 @@ func gitCheckout(ref, dir, out string) error {
 		return fmt.Errorf("%s has no .pam files under %s at %s", "the repository", dir, ref)
 	}
 	return nil
-}
-
-func writeJSONOut(w io.Writer, v any) int {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return exitInternal
-	}
-	return exitOK
 }
 
 // isTerminal reports whether w is a character device (a terminal).
