@@ -84,6 +84,9 @@ func (tx *Tx) PutRequest(r *Request) error {
 	if r.Status.Active() && !r.ExpiresAt.IsZero() {
 		tx.set(key(pExpiry, ts(r.ExpiresAt), org[:], id[:]), nil)
 	}
+	if tx.watched {
+		tx.puts = append(tx.puts, r.Clone())
+	}
 	return nil
 }
 

@@ -124,6 +124,10 @@ type Store struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	watchMu  sync.Mutex
+	watchers []func([]*Request)
+	watched  atomic.Bool
 }
 
 // Stats counts writer activity.
@@ -248,6 +252,32 @@ func (s *Store) Close() error {
 	s.reads.Lock()
 	defer s.reads.Unlock()
 	return s.db.Close()
+}
+
+// Watch registers fn to be told of every request written from now on:
+// after each commit, before the writers are answered, fn gets copies of the
+// requests the commit wrote (new ones and new states of stored ones), in
+// commit order. fn runs on the store's writer, so it must be quick and
+// must not write to the store. Keeping an in-memory view of the requests
+// current is what it is for: a snapshot read after Watch returns, plus
+// what fn is told, misses no commit.
+func (s *Store) Watch(fn func([]*Request)) error {
+	s.watchMu.Lock()
+	s.watchers = append(s.watchers, fn)
+	s.watchMu.Unlock()
+	s.watched.Store(true)
+	// A commit already under way may have started unwatched: an empty
+	// operation queued behind it returns only once it has finished.
+	return s.Update(func(*Tx) error { return nil })
+}
+
+func (s *Store) notify(rs []*Request) {
+	s.watchMu.Lock()
+	ws := s.watchers
+	s.watchMu.Unlock()
+	for _, fn := range ws {
+		fn(rs)
+	}
 }
 
 // Dir is the data directory.

@@ -114,15 +114,18 @@ func (s *Store) commit(batch []*op) (rest []*op) {
 	}
 	var errs []error
 	var heads map[ID]chainHead
+	var puts []*Request // requests written by the operations that succeed
+	watched := s.watched.Load()
 	n := len(batch)
 	for attempt := 0; ; attempt++ {
 		txn := s.db.NewTransaction(true)
 		heads = map[ID]chainHead{}
 		errs = make([]error, len(batch))
+		puts = puts[:0]
 		n = len(batch)
 		size, entries := 0, 0
 		for i, o := range batch {
-			tx := &Tx{s: s, txn: txn, heads: heads}
+			tx := &Tx{s: s, txn: txn, heads: heads, watched: watched}
 			err := run(o.fn, tx)
 			if err == nil {
 				err = tx.prepareAudit()
@@ -149,6 +152,7 @@ func (s *Store) commit(batch []*op) (rest []*op) {
 			size += sz
 			entries += ent
 			tx.commitHeads()
+			puts = append(puts, tx.puts...)
 		}
 		err := txn.Commit()
 		if errors.Is(err, badger.ErrConflict) && attempt < maxRetries {
@@ -177,6 +181,9 @@ func (s *Store) commit(batch []*op) (rest []*op) {
 				}
 			}
 			s.count(func(st *Stats) { st.Commits++; st.Ops += ok })
+			if watched && len(puts) > 0 {
+				s.notify(puts)
+			}
 		}
 		break
 	}
@@ -215,6 +222,9 @@ type Tx struct {
 	local  map[string]int // key → index in writes
 	audits []*AuditRecord
 	next   map[ID]chainHead // heads after this operation's audits
+	// puts are copies of the requests written, for the store's watchers.
+	puts    []*Request
+	watched bool
 }
 
 type write struct {
@@ -238,19 +248,20 @@ func (tx *Tx) buffer(w write) {
 }
 
 // Savepoint marks the operation's writes and audit records so far.
-type Savepoint struct{ writes, audits int }
+type Savepoint struct{ writes, audits, puts int }
 
 // Savepoint returns a mark that Rollback can return the operation to.
-func (tx *Tx) Savepoint() Savepoint { return Savepoint{len(tx.writes), len(tx.audits)} }
+func (tx *Tx) Savepoint() Savepoint { return Savepoint{len(tx.writes), len(tx.audits), len(tx.puts)} }
 
 // Rollback drops every write and audit record made since sp, so one
 // operation can try a step and give it up without giving up the others.
 func (tx *Tx) Rollback(sp Savepoint) {
-	if sp.writes > len(tx.writes) || sp.audits > len(tx.audits) {
+	if sp.writes > len(tx.writes) || sp.audits > len(tx.audits) || sp.puts > len(tx.puts) {
 		return
 	}
 	tx.writes = tx.writes[:sp.writes]
 	tx.audits = tx.audits[:sp.audits]
+	tx.puts = tx.puts[:sp.puts]
 	clear(tx.local)
 	for i, w := range tx.writes {
 		tx.local[string(w.key)] = i
