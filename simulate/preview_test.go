@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,9 @@ func ip(i int) *int       { return &i }
 // world is a store on disk with one org (two sites, a device at each and
 // one without a site) and a second org.
 type world struct {
-	st                    *store.Store
+	st *store.Store
+	// proj watched the store from before its first request.
+	proj                  *Projection
 	org, other            string
 	siteA, siteB          string
 	devA, devB, devNoSite string
@@ -33,6 +36,9 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(func() { st.Close() })
 	w := &world{st: st}
+	if w.proj, err = LoadProjection(st); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []*string{&w.org, &w.other, &w.siteA, &w.siteB, &w.devA, &w.devB, &w.devNoSite, &w.devOther} {
 		*p = store.NewID(now)
 	}
@@ -135,6 +141,21 @@ func preview(t *testing.T, w *world, in PreviewInput) *PreviewResult {
 	res, err := Preview(w.st, in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The projection kept current by the watch, and one loaded now, give
+	// the store's answer.
+	loaded, err := LoadProjection(w.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range map[string]Reader{"watched": w.proj, "loaded": loaded} {
+		got, err := PreviewFrom(h, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, res) {
+			t.Fatalf("%s projection: preview = %+v, the store's = %+v", name, got, res)
+		}
 	}
 	return res
 }

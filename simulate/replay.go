@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/elevate-pam/elevate/engine"
+	"github.com/elevate-pam/elevate/store"
 )
 
 // Case is one historical request as a replay sees it: what was observed,
@@ -23,6 +24,11 @@ type Case struct {
 	Observation engine.Observation `json:"observation"`
 	// Recorded is the decision taken when the request arrived.
 	Recorded Recorded `json:"decision"`
+	// Status is the request's status now ("" when the source has none).
+	Status store.Status `json:"status,omitempty"`
+
+	key store.ID // the id, parsed, when the source has it
+	seq int      // read order, for answers that keep the first matches
 }
 
 // Recorded is the stored decision of a historical request.
@@ -47,7 +53,8 @@ type Chain struct {
 }
 
 // Source yields historical requests in any order until yield returns
-// false. Cases may be reused after yield returns.
+// false. Cases may be reused after yield returns; a case's
+// Observation.ObservedAt may point at its own At.
 type Source func(yield func(*Case) bool) error
 
 // Outcomes counts decisions by outcome.
@@ -312,9 +319,13 @@ func run[W any](src Source, opt Options, newW func(i int) W, each func(W, *Case)
 		}
 	}
 	err := src(func(c *Case) bool {
-		cp := *c
+		batch = append(batch, *c)
+		cp := &batch[len(batch)-1]
 		cp.Observation.AdGroups = slices.Clone(c.Observation.AdGroups)
-		batch = append(batch, cp)
+		if c.Observation.ObservedAt == &c.At {
+			cp.Observation.ObservedAt = &cp.At
+		}
+		cp.seq = done + len(batch) - 1
 		if len(batch) == batchSize {
 			send()
 		}

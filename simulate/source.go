@@ -22,10 +22,10 @@ func CaseOf(r *store.Request, c *Case) {
 			TargetExecutableHash: r.TargetExecutableHash, TargetExecutableSigner: r.TargetExecutableSigner,
 			ParentImage: r.ParentImage, CommandLine: r.CommandLine, AdGroups: r.AdGroups, ToolName: r.ToolName,
 			RiskTier: r.RiskTier},
-		Recorded: Recorded{Outcome: r.Decision.Outcome, RuleID: r.Decision.RuleID, RuleName: r.Decision.RuleName}}
+		Recorded: Recorded{Outcome: r.Decision.Outcome, RuleID: r.Decision.RuleID, RuleName: r.Decision.RuleName},
+		Status:   r.Status}
 	if r.Flow == engine.FlowUAC {
-		at := r.RequestedAt
-		c.Observation.ObservedAt = &at
+		c.Observation.ObservedAt = &c.At
 	}
 }
 
@@ -35,7 +35,8 @@ func StoreSource(st *store.Store, org string, from, to time.Time) Source {
 	return func(yield func(*Case) bool) error {
 		var c Case
 		return st.ScanRows(store.ScanOptions{OrgID: org, From: from, To: to}, func(r *store.Request) bool {
-			CaseOf(r, &c)
+			// The row is lent for this call only: the case keeps a copy.
+			CaseOf(r.Clone(), &c)
 			return yield(&c)
 		})
 	}
