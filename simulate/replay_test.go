@@ -3,6 +3,7 @@ package simulate
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func replayHistory(org string) []Case {
 	add := func(n int, path, signer string) {
 		for range n {
 			at := now.Add(-time.Duration(len(cs)) * time.Minute)
-			cs = append(cs, Case{ID: fmt.Sprintf("r%03d", len(cs)), OrgID: org, Flow: engine.FlowUAC, At: at,
+			cs = append(cs, Case{ID: caseID(len(cs)), OrgID: org, Flow: engine.FlowUAC, At: at,
 				Observation: engine.Observation{SubjectUsername: "u", TargetExecutablePath: path, TargetExecutableSigner: signer}})
 		}
 	}
@@ -47,6 +48,27 @@ func replayHistory(org string) []Case {
 	add(7, `C:\Other\z.exe`, "Acme")
 	add(3, `C:\Other\q.exe`, "")
 	return cs
+}
+
+// caseID is the n-th case's id.
+func caseID(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
+
+// historyOf holds cases as a history file would.
+func historyOf(t *testing.T, cs []Case) *History {
+	t.Helper()
+	h := &History{Orgs: map[string]*store.Org{}, proj: NewProjection()}
+	for _, c := range cs {
+		o := c.Observation
+		r := &store.Request{ID: c.ID, OrgID: c.OrgID, DeviceID: c.DeviceID, SiteID: c.SiteID, Flow: c.Flow, RequestedAt: c.At,
+			Status: c.Status, SubjectUsername: o.SubjectUsername, TargetExecutablePath: o.TargetExecutablePath,
+			TargetExecutableHash: o.TargetExecutableHash, TargetExecutableSigner: o.TargetExecutableSigner,
+			ParentImage: o.ParentImage, CommandLine: o.CommandLine, AdGroups: o.AdGroups, ToolName: o.ToolName, RiskTier: o.RiskTier,
+			Decision: store.DecisionRecord{Outcome: c.Recorded.Outcome, RuleID: c.Recorded.RuleID, RuleName: c.Recorded.RuleName}}
+		if err := h.proj.put(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h
 }
 
 // filesChain is the chain of rules given as one rule-file set for every
@@ -63,7 +85,7 @@ func filesChain(t *testing.T, h *History, rules []engine.Rule) Chain {
 
 func TestReplayKnownAnswers(t *testing.T) {
 	for _, workers := range []int{1, 3} {
-		h := &History{Cases: replayHistory(store.NewID(now))}
+		h := historyOf(t, replayHistory(store.NewID(now)))
 		rep, err := Replay(h.Source(), filesChain(t, h, replayRules), Options{Workers: workers})
 		if err != nil {
 			t.Fatal(err)
@@ -107,10 +129,10 @@ func TestReplayTimeWindowsAtEachRequest(t *testing.T) {
 	var cs []Case
 	org := store.NewID(now)
 	for h := range 24 {
-		cs = append(cs, Case{ID: fmt.Sprint(h), OrgID: org, Flow: engine.FlowUAC, At: mon.Add(time.Duration(h) * time.Hour),
+		cs = append(cs, Case{ID: caseID(h), OrgID: org, Flow: engine.FlowUAC, At: mon.Add(time.Duration(h) * time.Hour),
 			Observation: engine.Observation{SubjectUsername: "u", TargetExecutablePath: `C:\x.exe`}})
 	}
-	h := &History{Cases: cs}
+	h := historyOf(t, cs)
 	rep, err := Replay(h.Source(), filesChain(t, h, []engine.Rule{office}), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +149,7 @@ func TestDiffKnownAnswers(t *testing.T) {
 		rule("q", "Q", 0, engine.VerdictAutoApprove, func(r *engine.Rule) { r.MatchPathGlob = sp(`C:\Other\q.exe`) }),
 		replayRules[0], replayRules[2], replayRules[3],
 	}
-	h := &History{Cases: replayHistory(store.NewID(now))}
+	h := historyOf(t, replayHistory(store.NewID(now)))
 	base, candidate := filesChain(t, h, replayRules), filesChain(t, h, cand)
 	for _, workers := range []int{1, 4} {
 		d, err := Diff(h.Source(), base, candidate, Options{Workers: workers})
@@ -161,7 +183,7 @@ func TestDiffKnownAnswers(t *testing.T) {
 		for _, e := range n.Examples {
 			ats = append(ats, e.RequestedAt)
 		}
-		if !slices.IsSortedFunc(ats, func(a, b time.Time) int { return b.Compare(a) }) || n.Examples[0].ID != "r015" {
+		if !slices.IsSortedFunc(ats, func(a, b time.Time) int { return b.Compare(a) }) || n.Examples[0].ID != caseID(15) {
 			t.Fatalf("examples %+v", n.Examples)
 		}
 		if len(d.Candidate.NeverFired) != 1 || d.Candidate.NeverFired[0].ID != "d" {
@@ -296,13 +318,17 @@ func TestHistoryFileChainMatchesOrgsByName(t *testing.T) {
 	}
 	defer done()
 	res := newResolver(ch)
-	var got []engine.Outcome
-	for i := range h.Cases {
-		_, d, _, _ := res.decide(&h.Cases[i], nil)
-		got = append(got, d.Outcome)
+	got := map[string]engine.Outcome{}
+	if err := h.Source()(func(c *Case) bool {
+		_, d, _, _ := res.decide(c, nil)
+		got[c.OrgID+" "+c.Observation.TargetExecutablePath] = d.Outcome
+		return true
+	}); err != nil {
+		t.Fatal(err)
 	}
-	want := []engine.Outcome{engine.OutcomeAutoApproved, engine.OutcomeDenied, engine.OutcomePending}
-	if !slices.Equal(got, want) {
+	want := map[string]engine.Outcome{acme + ` C:\Tools\a.exe`: engine.OutcomeAutoApproved,
+		acme + ` C:\Other\b.exe`: engine.OutcomeDenied, other + ` C:\Tools\a.exe`: engine.OutcomePending}
+	if !maps.Equal(got, want) || h.Len() != 3 {
 		t.Fatalf("outcomes %v, want %v", got, want)
 	}
 	if _, err := ReadHistory(strings.NewReader(`{"id":"r","orgId":"acme","flowType":"uac_intercept","requestedAt":"2026-06-15T10:00:00Z"}`), "", time.Time{}, time.Time{}); err == nil || !strings.Contains(err.Error(), "line 1") {
