@@ -38,6 +38,9 @@ Usage:
   elevate audit head --data DIR                  print each chain's head, to keep elsewhere as an anchor
   elevate simulate [--rules DIR] [--base DIR|REV] (--data DIR | --history FILE) [--fail-on widen]
                                                  replay history through a rule set, or compare two
+  elevate preview --data DIR [--org ORG] (--rule FILE.pam | --json FILE) [--window-days N]
+         [--flow F] [--site ID] [--now T] [--max-scan N] [--format json]
+                                                 try one draft rule against stored history
   elevate decide [--explain] [--rules DIR] [FILE]
                                                  decide one request (JSON from FILE or stdin)
   elevate version                                print the version
@@ -81,6 +84,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runAudit(args[1:], stdout, stderr)
 	case "simulate":
 		return runSimulate(args[1:], stdin, stdout, stderr)
+	case "preview":
+		return runPreview(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "elevate", version)
 		return exitOK

@@ -16,6 +16,7 @@ import (
 	"github.com/elevate-pam/elevate/lifecycle"
 	"github.com/elevate-pam/elevate/server"
 	"github.com/elevate-pam/elevate/simulate"
+	"github.com/schollz/progressbar/v3"
 )
 
 // exitWidens: --fail-on widen found requests the candidate newly approves.
@@ -112,6 +113,7 @@ func runSimulate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	var src simulate.Source
 	var base, cand simulate.Chain
+	total := -1 // requests to replay; -1: not known before the scan
 	if *dataDir != "" {
 		st, code := openData("simulate", *dataDir, true, stderr)
 		if st == nil {
@@ -146,6 +148,7 @@ func runSimulate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return fail(exitUsage, "%s: %v", *histFile, err)
 		}
 		src = h.Source()
+		total = h.Len()
 		for _, c := range []struct {
 			ch    *simulate.Chain
 			files []lifecycle.FileOrg
@@ -159,12 +162,13 @@ func runSimulate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	opt := simulate.Options{Workers: *workers}
-	if isTerminal(stderr) {
-		opt.Progress = progressLine(stderr)
+	finish := func() {}
+	if isTerminal(stderr) && total != 0 {
+		opt.Progress, finish = progressBar(stderr, total, 100*time.Millisecond)
 	}
 	if *baseRef == "" {
 		rep, err := simulate.Replay(src, cand, opt)
-		clearProgress(stderr, opt)
+		finish()
 		if err != nil {
 			return fail(exitInternal, "%v", err)
 		}
@@ -178,7 +182,7 @@ func runSimulate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	d, err := simulate.Diff(src, base, cand, opt)
-	clearProgress(stderr, opt)
+	finish()
 	if err != nil {
 		return fail(exitInternal, "%v", err)
 	}
@@ -292,22 +296,23 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// progressLine rewrites one stderr line with the requests decided so far,
-// at most ten times a second.
-func progressLine(w io.Writer) func(int) {
-	var last time.Time
-	return func(done int) {
-		if now := time.Now(); now.Sub(last) >= 100*time.Millisecond {
-			last = now
-			fmt.Fprintf(w, "\r%d requests decided", done)
-		}
-	}
-}
-
-func clearProgress(w io.Writer, opt simulate.Options) {
-	if opt.Progress != nil {
-		fmt.Fprint(w, "\r\033[K")
-	}
+// progressBar draws a progress bar of the requests replayed on w (a
+// terminal), redrawn at most once per throttle: a bar with the count out
+// of total, or a spinner with the count when total is not known (-1).
+// finish erases it; call it before the report prints.
+func progressBar(w io.Writer, total int, throttle time.Duration) (progress func(done int), finish func()) {
+	bar := progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("replaying"),
+		progressbar.OptionSetItsString("requests"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(throttle),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetRenderBlankState(true),
+	)
+	return func(done int) { _ = bar.Set(done) }, func() { _ = bar.Finish() }
 }
 
 // ANSI colours, used only on a terminal.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,110 @@ func TestSimulateRefusals(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := run(c.args, nil, &out, &errb); code != c.code || !strings.Contains(errb.String(), c.msg) {
 			t.Errorf("%s: exit %d, want %d with %q: %s", name, code, c.code, c.msg, errb.String())
+		}
+	}
+}
+
+// simulate --data replays a data directory with its stored rules and
+// settings: the fixture's stored rule deny-old (priority 1) takes part
+// beside the rule files.
+func TestSimulateReplayData(t *testing.T) {
+	dir := previewDir(t)
+	rules := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rules, "main.pam"), []byte(toolsDraft+`
+rule "vendors" {
+  priority 20
+  when     signer == "Mozilla Corporation"
+  then     auto_deny
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replay := func(args ...string) *simulate.Report {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(append([]string{"simulate", "--rules", rules, "--data", dir, "--format", "json"}, args...), nil, &out, &errb)
+		if code != exitOK || errb.Len() != 0 { // no progress display outside a terminal
+			t.Fatalf("%v: exit %d: %q", args, code, errb.String())
+		}
+		var rep simulate.Report
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		return &rep
+	}
+	counts := func(r *simulate.Report) string {
+		return fmt.Sprintf("total %d, approved %d, denied %d, pending %d, ignored %d; by rule %d, by no rule %d",
+			r.Total, r.Outcomes[engine.OutcomeAutoApproved], r.Outcomes[engine.OutcomeDenied], r.Outcomes[engine.OutcomePending],
+			r.Outcomes[engine.OutcomeIgnored], r.ByDecider["rule"], r.ByDecider["no_rule"])
+	}
+	// Acme: p01–p05 approved by tools; p08 denied by the stored deny-old
+	// ahead of tools; p07 denied by vendors; the JIT request p06 and the
+	// tool action p09 match no rule. Beta: z.exe approved by tools.
+	rep := replay()
+	if got, want := counts(rep), "total 10, approved 6, denied 2, pending 2, ignored 0; by rule 8, by no rule 2"; got != want {
+		t.Errorf("every org:\n got %s\nwant %s", got, want)
+	}
+	var stats []string
+	for _, s := range rep.Rules {
+		line := fmt.Sprintf("%s/%s %d/%d", s.OrgID[len(s.OrgID)-2:], s.Name, s.Decided, s.Shadowed)
+		if len(s.ShadowedBy) > 0 {
+			line += " behind " + s.ShadowedBy[0].RuleName
+		}
+		stats = append(stats, line)
+	}
+	if got, want := strings.Join(stats, "; "), "a1/deny-old 1/0; a1/tools 5/1 behind deny-old; a1/vendors 1/0; b1/tools 1/0; b1/vendors 0/0"; got != want {
+		t.Errorf("rules:\n got %s\nwant %s", got, want)
+	}
+	if len(rep.NeverFired) != 1 || rep.NeverFired[0].Name != "vendors" || rep.NeverFired[0].OrgID != pOrgB || len(rep.AlwaysShadowed) != 0 {
+		t.Errorf("never fired %+v, always shadowed %+v", rep.NeverFired, rep.AlwaysShadowed)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--org", "Acme"}, "total 9, approved 5, denied 2, pending 2, ignored 0; by rule 7, by no rule 2"},
+		{[]string{"--org", pOrgB}, "total 1, approved 1, denied 0, pending 0, ignored 0; by rule 1, by no rule 0"},
+		{[]string{"--from", "2026-03-01", "--to", "2026-03-28"}, "total 6, approved 3, denied 1, pending 2, ignored 0; by rule 4, by no rule 2"},
+	} {
+		if got := counts(replay(c.args...)); got != c.want {
+			t.Errorf("%v:\n got %s\nwant %s", c.args, got, c.want)
+		}
+	}
+	code, out, errOut := runCmd("simulate", "--rules", rules, "--data", dir)
+	if code != exitOK || errOut != "" || !strings.HasPrefix(out, "Replayed 10 requests\n") ||
+		!strings.Contains(out, "\n  auto_approved  6  60.0%\n") || strings.Contains(out, "\033[") {
+		t.Errorf("text report: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCmd("simulate", "--rules", rules, "--data", dir, "--org", "Nope")
+	if code != exitUsage || !strings.Contains(errOut, `--org: no organisation has the id or name "Nope"`) {
+		t.Errorf("unknown org: exit %d: %s", code, errOut)
+	}
+}
+
+// The progress display (drawn only when stderr is a terminal): a bar with
+// the count out of the total, or a spinner with the count when the total
+// is unknown; finishing erases it.
+func TestSimulateProgressBar(t *testing.T) {
+	for _, c := range []struct {
+		total int
+		shows string
+	}{
+		{1200, "512/1200"},
+		{-1, "512/-"},
+	} {
+		var w bytes.Buffer
+		progress, finish := progressBar(&w, c.total, 0)
+		progress(512)
+		finish()
+		got := w.String()
+		if !strings.Contains(got, "replaying") || !strings.Contains(got, c.shows) {
+			t.Errorf("total %d: drew %q, want the count %q", c.total, got, c.shows)
+		}
+		// Erased: the last thing written blanks the line and returns to
+		// its start, so the report prints on a clean line.
+		if !regexp.MustCompile(`\r +\r$`).MatchString(got) {
+			t.Errorf("total %d: not erased at the end: %q", c.total, got)
 		}
 	}
 }
