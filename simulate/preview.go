@@ -4,6 +4,7 @@ package simulate
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,10 @@ type PreviewInput struct {
 	Sites   []string
 	Now     time.Time
 	MaxScan int // 0 = DefaultMaxScan
+	// Workers decide in parallel; 0 means one per CPU.
+	Workers int
+	// Ctx, when set, ends the preview with its error once it is done.
+	Ctx context.Context
 }
 
 // Sample is one matched request as the preview shows it.
@@ -96,29 +101,54 @@ func PreviewFrom(h Reader, in PreviewInput) (*PreviewResult, error) {
 	if d.HasToolCriterion() {
 		flow = engine.FlowToolAct
 	}
+	sc := Scope{OrgID: in.OrgID, From: in.Now.Add(-time.Duration(days) * 24 * time.Hour), To: in.Now,
+		Flow: in.Flow, SiteID: in.SiteID, Sites: in.Sites, MaxScan: maxScan, Ctx: in.Ctx}
+	res := &PreviewResult{WindowDays: days, StatusBreakdown: map[string]int{}, Sample: []Sample{}}
+	for _, s := range store.Statuses {
+		res.StatusBreakdown[string(s)] = 0
+	}
 	var stat ScanStat
-	src := h.Source(Scope{OrgID: in.OrgID, From: in.Now.Add(-time.Duration(days) * 24 * time.Hour), To: in.Now,
-		Flow: in.Flow, SiteID: in.SiteID, Sites: in.Sites, MaxScan: maxScan}, &stat)
+	if p, ok := h.(*Projection); ok {
+		err = p.preview(sc, &stat, flow, rs, d, in.Groups, in.Workers, res)
+	} else {
+		err = previewCases(h.Source(sc, &stat), in.Workers, flow, rs, res)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.TotalScanned, res.Truncated = stat.Scanned, stat.Truncated
+	return res, nil
+}
+
+// previewCandidate is a request as the preview's draft sees it: what it
+// recorded, never AD groups or a thumbprint, at its own instant.
+func previewCandidate(flow engine.FlowType, at time.Time, o *engine.Observation) engine.Input {
+	return engine.Input{Flow: flow, At: at, Observation: engine.Observation{SubjectUsername: o.SubjectUsername,
+		TargetExecutablePath: o.TargetExecutablePath, TargetExecutableHash: o.TargetExecutableHash,
+		TargetExecutableSigner: o.TargetExecutableSigner, ParentImage: o.ParentImage, CommandLine: o.CommandLine,
+		ToolName: o.ToolName, RiskTier: o.RiskTier}}
+}
+
+func previewSample(c *Case) Sample {
+	return Sample{ID: c.ID, RequestedAt: c.At, FlowType: c.Flow, SubjectUsername: nonEmpty(c.Observation.SubjectUsername),
+		TargetExecutablePath: nonEmpty(c.Observation.TargetExecutablePath), ToolName: nonEmpty(c.Observation.ToolName), Status: c.Status}
+}
+
+// previewCases decides the draft for each case on workers goroutines; the
+// sample is still the first matches in read order.
+func previewCases(src Source, workers int, flow engine.FlowType, rs *engine.RuleSet, res *PreviewResult) error {
 	type part struct {
 		matched   int
-		breakdown [8]int // by index in store.Statuses, then unknown
+		breakdown map[store.Status]int
 		sample    []*Case
 	}
-	parts, err := run(src, Options{}, func(int) *part { return &part{} }, func(w *part, c *Case) {
-		// The case becomes a candidate with only what the preview may use.
-		in := engine.Input{Flow: flow, At: c.At, Observation: engine.Observation{SubjectUsername: c.Observation.SubjectUsername,
-			TargetExecutablePath: c.Observation.TargetExecutablePath, TargetExecutableHash: c.Observation.TargetExecutableHash,
-			TargetExecutableSigner: c.Observation.TargetExecutableSigner, ParentImage: c.Observation.ParentImage,
-			CommandLine: c.Observation.CommandLine, ToolName: c.Observation.ToolName, RiskTier: c.Observation.RiskTier}}
+	parts, err := run(src, Options{Workers: workers}, func(int) *part { return &part{breakdown: map[store.Status]int{}} }, func(w *part, c *Case) {
+		in := previewCandidate(flow, c.At, &c.Observation)
 		if rs.Decide(&in).RuleID != previewRuleID {
 			return
 		}
 		w.matched++
-		i := slices.Index(store.Statuses, c.Status)
-		if i < 0 {
-			i = len(store.Statuses)
-		}
-		w.breakdown[i]++
+		w.breakdown[c.Status]++
 		// Keep this worker's earliest-read matches: the merge takes the
 		// first SampleSize of all of them.
 		if len(w.sample) < SampleSize || c.seq < w.sample[len(w.sample)-1].seq {
@@ -131,25 +161,23 @@ func PreviewFrom(h Reader, in PreviewInput) (*PreviewResult, error) {
 		}
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res := &PreviewResult{WindowDays: days, StatusBreakdown: map[string]int{}, Sample: []Sample{},
-		TotalScanned: stat.Scanned, Truncated: stat.Truncated}
 	var sample []*Case
 	for _, w := range parts {
 		res.TotalMatched += w.matched
-		for i, s := range store.Statuses {
-			res.StatusBreakdown[string(s)] += w.breakdown[i]
+		for s, n := range w.breakdown {
+			if s != "" {
+				res.StatusBreakdown[string(s)] += n
+			}
 		}
 		sample = append(sample, w.sample...)
 	}
 	slices.SortFunc(sample, func(a, b *Case) int { return cmp.Compare(a.seq, b.seq) })
 	for _, c := range sample[:min(len(sample), SampleSize)] {
-		res.Sample = append(res.Sample, Sample{ID: c.ID, RequestedAt: c.At, FlowType: c.Flow,
-			SubjectUsername: nonEmpty(c.Observation.SubjectUsername), TargetExecutablePath: nonEmpty(c.Observation.TargetExecutablePath),
-			ToolName: nonEmpty(c.Observation.ToolName), Status: c.Status})
+		res.Sample = append(res.Sample, previewSample(c))
 	}
-	return res, nil
+	return nil
 }
 
 // StoreReader reads history straight from the store: one scan per call,
@@ -166,9 +194,15 @@ func (s StoreReader) Source(sc Scope, stat *ScanStat) Source {
 		*stat = ScanStat{}
 		f := newScopeFilter(sc)
 		var c Case
-		return s.Store.ScanRows(store.ScanOptions{OrgID: sc.OrgID, From: sc.From, To: sc.To, Newest: true}, func(r *store.Request) bool {
+		var stopped error
+		err := s.Store.ScanRows(store.ScanOptions{OrgID: sc.OrgID, From: sc.From, To: sc.To, Newest: true}, func(r *store.Request) bool {
 			if !f.keepRequest(r) {
 				return true
+			}
+			if stat.Scanned%1024 == 0 {
+				if stopped = sc.stopped(); stopped != nil {
+					return false
+				}
 			}
 			if sc.MaxScan > 0 && stat.Scanned >= sc.MaxScan {
 				stat.Truncated = true
@@ -176,7 +210,8 @@ func (s StoreReader) Source(sc Scope, stat *ScanStat) Source {
 			}
 			stat.Scanned++
 			// The row is lent for this call only: the case keeps a copy.
-			CaseOf(r.Clone(), &c)
+			CaseOf(r, &c)
+			ownCase(&c)
 			more := yield(&c)
 			if sc.MaxScan > 0 && stat.Scanned >= sc.MaxScan {
 				stat.Truncated = true
@@ -184,6 +219,10 @@ func (s StoreReader) Source(sc Scope, stat *ScanStat) Source {
 			}
 			return more
 		})
+		if err == nil {
+			err = stopped
+		}
+		return err
 	}
 }
 

@@ -278,12 +278,19 @@ func TestPreviewCriteria(t *testing.T) {
 		"signer group, missing":   {with(func(r *engine.Rule) { r.MatchSignerGroupID = sp(store.NewID(now)) }), 0},
 		"user and AD group":       {with(func(r *engine.Rule) { r.MatchUser = sp(`acme\sarah`); r.MatchAdGroup = sp("Domain Admins") }), 0},
 		"tool rule on uac fields": {with(func(r *engine.Rule) { r.MatchToolName = sp("setup.exe") }), 0},
+		"condition on the instant": {with(func(r *engine.Rule) {
+			r.Condition = sp("path ~ `**` and cel `at.getHours(\"UTC\") < 9`")
+		}), 2},
+		"condition and time window": {with(func(r *engine.Rule) {
+			r.Condition = sp("user == `acme\\sarah` or user == `acme\\bob`")
+			r.TimeWindow = &engine.TimeWindow{Start: "08:00", End: "18:00"}
+		}), 2},
+		"time window on tools": {with(func(r *engine.Rule) {
+			r.MatchToolName = sp("run_command")
+			r.TimeWindow = &engine.TimeWindow{Start: "05:00", End: "06:30"}
+		}), 1},
 	} {
-		res, err := Preview(w.st, PreviewInput{OrgID: w.org, Draft: c.draft, Groups: groups, Now: now})
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
+		res := preview(t, w, PreviewInput{OrgID: w.org, Draft: c.draft, Groups: groups, Now: now})
 		if res.TotalMatched != c.matched || res.TotalScanned != 5 {
 			t.Errorf("%s: matched %d of %d, want %d of 5", name, res.TotalMatched, res.TotalScanned, c.matched)
 		}

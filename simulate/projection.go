@@ -2,26 +2,33 @@ package simulate
 
 import (
 	"cmp"
+	"context"
 	"fmt"
+	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/elevate-pam/elevate/engine"
 	"github.com/elevate-pam/elevate/store"
 )
 
 // Projection is the request history held in memory in the compact form
-// previews and replays read: per organisation, in requestedAt order, the
-// fields a decision looks at, with every string interned once (paths,
-// signers, users and command lines repeat across requests) and each
-// distinct observation stored once. It is kept current by the store's
-// watch, so a preview sees a request as soon as its ingest has returned,
-// and rebuilt from the store when the server starts.
+// previews and replays read: per organisation, in (requestedAt, id) order,
+// one small row per request holding the fields a decision looks at, with
+// every string interned once (paths, signers, users and command lines
+// repeat across requests) and each distinct observation stored once. It is
+// kept current by the store's watch, so a preview sees a request as soon
+// as its ingest has returned, and rebuilt from the store when the server
+// starts.
 //
-// Readers copy rows out in short batches under a read lock, so a long
-// replay never holds up the store's writer for more than a batch.
+// Readers hold the read lock for a short stretch of rows at a time and
+// resume from a (requestedAt, id) cursor, so a long replay never holds up
+// the store's writer for long, and rows inserted meanwhile neither repeat
+// nor vanish.
 type Projection struct {
 	mu     sync.RWMutex
 	strs   []string
@@ -40,13 +47,16 @@ type Projection struct {
 	queue   []*store.Request
 }
 
-// obsKey is one distinct observation: interned strings (0 = empty), the
-// AD-group list (0 = none reported), the risk tier (0 = none) and the flow.
+// obsKey is one distinct observation, AD groups aside (they vary from
+// request to request and a preview never reads them): interned strings
+// (0 = empty), the risk tier (0 = none) and the flow.
 type obsKey struct {
-	user, path, hash, signer, parent, cmd, tool, groups uint32
-	risk                                                uint32
-	flow                                                engine.FlowType
+	user, path, hash, signer, parent, cmd, tool uint32
+	risk                                        uint16
+	flow                                        uint8 // index in flows
 }
+
+var flows = []engine.FlowType{engine.FlowUAC, engine.FlowToolAct, engine.FlowJITAdmin}
 
 // recKey is a recorded decision, interned.
 type recKey struct {
@@ -54,16 +64,23 @@ type recKey struct {
 	ruleID, ruleName uint32
 }
 
-// orgRows holds one organisation's requests as columns, ordered by
-// (requestedAt, id).
+// histRow is one request.
+type histRow struct {
+	at     int64 // Unix nanoseconds
+	id     store.ID
+	obs    uint32
+	groups uint32 // 0 = none reported
+	site   uint32
+	device uint32
+	rec    uint32
+	status uint8 // index in store.Statuses, or noStatus
+}
+
+const noStatus = 255
+
+// orgRows is one organisation's requests, ordered by (at, id).
 type orgRows struct {
-	at     []int64 // Unix nanoseconds
-	id     []store.ID
-	obs    []uint32
-	site   []uint32
-	device []uint32
-	rec    []uint32
-	status []uint8 // index in store.Statuses
+	rows []histRow
 }
 
 // NewProjection returns an empty projection.
@@ -91,16 +108,17 @@ func LoadProjection(st *store.Store) (*Projection, error) {
 		err = p.put(r)
 		return err == nil
 	})
-	p.mu.Unlock()
+	for _, o := range p.orgs {
+		o.rows = slices.Clip(o.rows) // no spare capacity beyond the next append's
+	}
 	// Whatever the scan found, stop queueing: the queue is applied now.
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, r := range p.queue {
 		if e := p.put(r); e != nil && err == nil {
 			err = e
 		}
 	}
 	p.queue, p.loading = nil, false
+	p.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("simulate: loading the request history: %w", err)
 	}
@@ -128,27 +146,23 @@ func (p *Projection) Len() int {
 	return p.rows
 }
 
-// Footprint estimates the memory the projection holds, in bytes: its
-// columns, interned strings and tables, with Go's map overhead
-// approximated.
+// Footprint estimates the memory the projection holds, in bytes: its rows,
+// interned strings and tables, with Go's map overhead approximated.
 func (p *Projection) Footprint() int64 {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	const rowBytes = 8 + 16 + 4*4 + 1 // at, id, obs/site/device/rec, status
+	const mapEntry = 24 // per entry, besides key and value
 	var n int64
 	for _, o := range p.orgs {
-		n += int64(cap(o.at)) * rowBytes
+		n += int64(cap(o.rows)) * int64(unsafe.Sizeof(histRow{}))
 	}
 	for _, s := range p.strs {
-		n += int64(len(s)) + 16 + 48 // the string, its header in strs, its map entry
+		n += int64(len(s)) + 2*16 + 4 + mapEntry // the bytes, the header in strs and as map key, the id
 	}
-	n += int64(len(p.obs)) * (2*(36+16) + 4) // slice and map key, map overhead
-	n += int64(len(p.recs)) * (2*24 + 16)
+	n += int64(len(p.obs)) * (2*int64(unsafe.Sizeof(obsKey{})) + 4 + mapEntry)
+	n += int64(len(p.recs)) * (2*int64(unsafe.Sizeof(recKey{})) + 4 + mapEntry)
 	for _, g := range p.groups {
-		for _, s := range g {
-			n += int64(len(s)) + 16
-		}
-		n += 24 + 48
+		n += int64(len(g))*16 + 24 + 8*int64(len(g)) + 16 + 4 + mapEntry // the list and its joined map key (approx.)
 	}
 	return n
 }
@@ -157,7 +171,7 @@ func (p *Projection) str(s string) uint32 {
 	if id, ok := p.strIDs[s]; ok {
 		return id
 	}
-	s = strings.Clone(s)
+	s = strings.Clone(s) // a scanned row's strings are borrowed
 	id := uint32(len(p.strs))
 	p.strs = append(p.strs, s)
 	p.strIDs[s] = id
@@ -182,36 +196,41 @@ func (p *Projection) groupList(gs []string) uint32 {
 	return id
 }
 
-func (p *Projection) riskID(t *int) uint32 {
+func (p *Projection) riskID(t *int) uint16 {
 	if t == nil {
 		return 0
 	}
 	for i, v := range p.risk {
 		if *v == *t {
-			return uint32(i + 1)
+			return uint16(i + 1)
 		}
 	}
 	v := *t
 	p.risk = append(p.risk, &v)
-	return uint32(len(p.risk))
+	return uint16(len(p.risk))
 }
 
-func (p *Projection) observation(r *store.Request) uint32 {
+func (p *Projection) observation(r *store.Request) (uint32, error) {
+	f := slices.Index(flows, r.Flow)
+	if f < 0 {
+		return 0, fmt.Errorf("request %s: unknown flow %q", r.ID, r.Flow)
+	}
+	if len(p.risk) >= 1<<16-1 && r.RiskTier != nil {
+		return 0, fmt.Errorf("request %s: too many distinct risk tiers", r.ID)
+	}
 	k := obsKey{user: p.str(r.SubjectUsername), path: p.str(r.TargetExecutablePath), hash: p.str(r.TargetExecutableHash),
 		signer: p.str(r.TargetExecutableSigner), parent: p.str(r.ParentImage), cmd: p.str(r.CommandLine),
-		tool: p.str(r.ToolName), groups: p.groupList(r.AdGroups), risk: p.riskID(r.RiskTier),
-		flow: engine.FlowType(p.strs[p.str(string(r.Flow))])}
+		tool: p.str(r.ToolName), risk: p.riskID(r.RiskTier), flow: uint8(f)}
 	if id, ok := p.obsIDs[k]; ok {
-		return id
+		return id, nil
 	}
 	id := uint32(len(p.obs))
 	p.obs = append(p.obs, k)
 	p.obsIDs[k] = id
-	return id
+	return id, nil
 }
 
 func (p *Projection) recorded(d store.DecisionRecord) uint32 {
-	// Strings of a scanned row are borrowed: everything kept is interned.
 	k := recKey{outcome: engine.Outcome(p.strs[p.str(string(d.Outcome))]), ruleID: p.str(d.RuleID), ruleName: p.str(d.RuleName)}
 	if id, ok := p.recIDs[k]; ok {
 		return id
@@ -222,8 +241,8 @@ func (p *Projection) recorded(d store.DecisionRecord) uint32 {
 	return id
 }
 
-// put inserts r, or overwrites the stored row with the same id and
-// requestedAt. p.mu is held.
+// put inserts r, or overwrites the row with the same requestedAt and id.
+// p.mu is held.
 func (p *Projection) put(r *store.Request) error {
 	org, err := store.ParseID(r.OrgID)
 	if err != nil {
@@ -233,48 +252,61 @@ func (p *Projection) put(r *store.Request) error {
 	if err != nil {
 		return fmt.Errorf("request %s: id: %w", r.ID, err)
 	}
+	st := slices.Index(store.Statuses, r.Status)
+	switch {
+	case r.Status == "":
+		st = noStatus // a history file may leave it out
+	case st < 0:
+		return fmt.Errorf("request %s: unknown status %q", r.ID, r.Status)
+	}
+	obs, err := p.observation(r)
+	if err != nil {
+		return err
+	}
+	row := histRow{at: r.RequestedAt.UnixNano(), id: id, obs: obs, groups: p.groupList(r.AdGroups), site: p.str(r.SiteID),
+		device: p.str(r.DeviceID), rec: p.recorded(r.Decision), status: uint8(st)}
 	o := p.orgs[org]
 	if o == nil {
 		o = &orgRows{}
 		p.orgs[org] = o
 	}
-	at := r.RequestedAt.UnixNano()
-	n := len(o.at)
-	i := n
-	if n > 0 && o.rowCmp(n-1, at, id) >= 0 {
-		i, _ = slices.BinarySearchFunc(o.at, at, func(a, b int64) int { return cmp.Compare(a, b) })
-		for i < n && o.at[i] == at && cmpID(o.id[i], id) < 0 {
-			i++
-		}
-	}
-	st := slices.Index(store.Statuses, r.Status)
-	if st < 0 {
-		return fmt.Errorf("request %s: unknown status %q", r.ID, r.Status)
-	}
-	obs, site, dev, rec := p.observation(r), p.str(r.SiteID), p.str(r.DeviceID), p.recorded(r.Decision)
-	if i < n && o.at[i] == at && o.id[i] == id {
-		o.obs[i], o.site[i], o.device[i], o.rec[i], o.status[i] = obs, site, dev, rec, uint8(st)
+	n := len(o.rows)
+	if n == 0 || o.rows[n-1].cmp(row.at, id) < 0 {
+		o.rows = append(o.rows, row) // the usual case: the newest request
+		p.rows++
 		return nil
 	}
-	o.at = slices.Insert(o.at, i, at)
-	o.id = slices.Insert(o.id, i, id)
-	o.obs = slices.Insert(o.obs, i, obs)
-	o.site = slices.Insert(o.site, i, site)
-	o.device = slices.Insert(o.device, i, dev)
-	o.rec = slices.Insert(o.rec, i, rec)
-	o.status = slices.Insert(o.status, i, uint8(st))
+	i := o.after(row.at, id, true)
+	if i < n && o.rows[i].at == row.at && o.rows[i].id == id {
+		o.rows[i] = row
+		return nil
+	}
+	o.rows = slices.Insert(o.rows, i, row)
 	p.rows++
 	return nil
 }
 
 func cmpID(a, b store.ID) int { return slices.Compare(a[:], b[:]) }
 
-// rowCmp orders row i against (at, id).
-func (o *orgRows) rowCmp(i int, at int64, id store.ID) int {
-	if c := cmp.Compare(o.at[i], at); c != 0 {
+// cmp orders the row against (at, id).
+func (r *histRow) cmp(at int64, id store.ID) int {
+	if c := cmp.Compare(r.at, at); c != 0 {
 		return c
 	}
-	return cmpID(o.id[i], id)
+	return cmpID(r.id, id)
+}
+
+// after is the index of the first row after (at, id), or at it when
+// orEqual.
+func (o *orgRows) after(at int64, id store.ID, orEqual bool) int {
+	i, _ := slices.BinarySearchFunc(o.rows, at, func(r histRow, at int64) int { return cmp.Compare(r.at, at) })
+	for i < len(o.rows) && o.rows[i].at == at {
+		if c := cmpID(o.rows[i].id, id); c > 0 || c == 0 && orEqual {
+			break
+		}
+		i++
+	}
+	return i
 }
 
 // Scope selects the history a preview or replay reads.
@@ -292,6 +324,16 @@ type Scope struct {
 	// MaxScan stops the read after that many requests (0 = no cap); the
 	// newest are read first.
 	MaxScan int
+	// Ctx, when set, ends the read with its error once it is done.
+	Ctx context.Context
+}
+
+// stopped is the scope's context's error, if it has ended.
+func (sc *Scope) stopped() error {
+	if sc.Ctx == nil {
+		return nil
+	}
+	return sc.Ctx.Err()
 }
 
 // ScanStat says how much of the scope a source read.
@@ -305,82 +347,56 @@ type ScanStat struct {
 // memory; stat, when set, is filled as they are read.
 func (p *Projection) Source(sc Scope, stat *ScanStat) Source {
 	return func(yield func(*Case) bool) error {
-		var st ScanStat
-		if stat == nil {
-			stat = &st
-		}
-		*stat = ScanStat{}
-		orgs, err := p.orgList(sc.OrgID)
-		if err != nil {
-			return err
-		}
-		f := newScopeFilter(sc)
 		batch := make([]Case, 0, 256)
-		for _, org := range orgs {
-			orgID := org.String()
-			// The cursor is the last row read, (at, id): rows inserted
-			// between batches move indexes but not the cursor.
-			var curAt int64
-			var curID store.ID
-			first := true
-			for {
-				batch = batch[:0]
-				done := p.readBatch(org, orgID, sc, f, first, curAt, curID, &batch, stat)
-				first = false
-				for i := range batch {
-					if !yield(&batch[i]) {
-						return nil
-					}
-				}
-				if done {
+		more := true
+		flush := func() {
+			for i := range batch {
+				if more = yield(&batch[i]); !more {
 					break
 				}
-				last := &batch[len(batch)-1]
-				curAt, curID = last.At.UnixNano(), last.key
 			}
-			if stat.Truncated {
-				break
-			}
+			batch = batch[:0]
 		}
-		return nil
+		err := p.scan(sc, stat, func(orgID string, r *histRow) bool {
+			batch = append(batch, Case{})
+			p.fill(r, orgID, &batch[len(batch)-1])
+			return len(batch) < cap(batch)
+		}, func() bool {
+			flush()
+			return more
+		})
+		if more {
+			flush()
+		}
+		return err
 	}
 }
 
-// readBatch copies up to cap(*batch) rows of org older than the cursor
-// (all rows when first) and inside the scope into batch, newest first. It
-// reports whether the organisation is done.
-func (p *Projection) readBatch(org store.ID, orgID string, sc Scope, f scopeFilter, first bool, curAt int64, curID store.ID,
-	batch *[]Case, stat *ScanStat) bool {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	o := p.orgs[org]
-	if o == nil {
-		return true
+// scanStretch is how many rows a reader reads per hold of the read lock.
+const scanStretch = 4096
+
+// scan calls fn, with the read lock held, for each row of the scope,
+// newest first, counting them in stat and stopping at the scope's cap.
+// When fn returns false, or every scanStretch rows, it lets go of the lock
+// and calls pause (nil: nothing), which ends the scan by returning false.
+func (p *Projection) scan(sc Scope, stat *ScanStat, fn func(orgID string, r *histRow) bool, pause func() bool) error {
+	var st ScanStat
+	if stat == nil {
+		stat = &st
 	}
-	// hi: one past the newest row to read.
-	hi := len(o.at)
-	if !sc.To.IsZero() {
-		to := sc.To.UnixNano()
-		hi, _ = slices.BinarySearchFunc(o.at, to, func(a, b int64) int {
-			if a <= b {
-				return -1
-			}
-			return 1
-		})
+	*stat = ScanStat{}
+	orgs, err := p.orgList(sc.OrgID)
+	if err != nil {
+		return err
 	}
-	if !first {
-		i, _ := slices.BinarySearchFunc(o.at, curAt, func(a, b int64) int { return cmp.Compare(a, b) })
-		for i < len(o.at) && o.at[i] == curAt && cmpID(o.id[i], curID) < 0 {
-			i++
-		}
-		hi = min(hi, i)
-	}
-	from := int64(-1 << 63)
+	f := newScopeFilter(sc)
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !sc.From.IsZero() {
 		from = sc.From.UnixNano()
 	}
-	b := *batch
-	defer func() { *batch = b }()
+	if !sc.To.IsZero() {
+		to = sc.To.UnixNano()
+	}
 	capped := func() bool {
 		if sc.MaxScan > 0 && stat.Scanned >= sc.MaxScan {
 			stat.Truncated = true
@@ -388,39 +404,70 @@ func (p *Projection) readBatch(org store.ID, orgID string, sc Scope, f scopeFilt
 		}
 		return false
 	}
-	for i := hi - 1; i >= 0 && o.at[i] >= from; i-- {
-		if !f.keep(p, o, i) {
-			continue
+	for _, org := range orgs {
+		orgID := org.String()
+		// The cursor: the oldest row read so far, (curAt, curID).
+		curAt, curID, first := to, store.ID{}, true
+		for done := false; !done; {
+			done = true
+			p.mu.RLock()
+			if o := p.orgs[org]; o != nil {
+				hi := o.after(curAt, curID, !first) // one past the newest row to read
+				if first {
+					hi = o.after(to, maxID, false)
+				}
+				for i, n := hi-1, 1; i >= 0 && o.rows[i].at >= from; i, n = i-1, n+1 {
+					r := &o.rows[i]
+					if f.keep(p, r) {
+						if capped() {
+							break
+						}
+						stat.Scanned++
+						if !fn(orgID, r) {
+							curAt, curID, first, done = r.at, r.id, false, i == 0
+							break
+						}
+					}
+					if n == scanStretch {
+						curAt, curID, first, done = r.at, r.id, false, i == 0
+						break
+					}
+				}
+			}
+			p.mu.RUnlock()
+			if pause != nil && !pause() {
+				return nil
+			}
+			if err := sc.stopped(); err != nil {
+				return err
+			}
 		}
 		if capped() {
-			return true
-		}
-		stat.Scanned++
-		b = append(b, Case{})
-		p.fill(o, i, orgID, &b[len(b)-1])
-		if len(b) == cap(b) {
-			return capped() || i == 0
+			break
 		}
 	}
-	capped()
-	return true
+	return nil
 }
 
-// fill sets c to row i. p.mu is held.
-func (p *Projection) fill(o *orgRows, i int, orgID string, c *Case) {
-	k := &p.obs[o.obs[i]]
-	rec := p.recs[o.rec[i]]
-	at := time.Unix(0, o.at[i]).UTC()
-	*c = Case{ID: o.id[i].String(), OrgID: orgID, DeviceID: p.strs[o.device[i]], SiteID: p.strs[o.site[i]],
-		Flow: k.flow, At: at, Status: store.Statuses[o.status[i]], key: o.id[i],
+var maxID = store.ID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// fill sets c to row r. p.mu is held.
+func (p *Projection) fill(r *histRow, orgID string, c *Case) {
+	k := &p.obs[r.obs]
+	rec := p.recs[r.rec]
+	*c = Case{ID: r.id.String(), OrgID: orgID, DeviceID: p.strs[r.device], SiteID: p.strs[r.site],
+		Flow: flows[k.flow], At: time.Unix(0, r.at).UTC(), key: r.id,
 		Observation: engine.Observation{SubjectUsername: p.strs[k.user], TargetExecutablePath: p.strs[k.path],
 			TargetExecutableHash: p.strs[k.hash], TargetExecutableSigner: p.strs[k.signer], ParentImage: p.strs[k.parent],
-			CommandLine: p.strs[k.cmd], ToolName: p.strs[k.tool], AdGroups: p.groups[k.groups]},
+			CommandLine: p.strs[k.cmd], ToolName: p.strs[k.tool], AdGroups: p.groups[r.groups]},
 		Recorded: Recorded{Outcome: rec.outcome, RuleID: p.strs[rec.ruleID], RuleName: p.strs[rec.ruleName]}}
 	if k.risk > 0 {
 		c.Observation.RiskTier = p.risk[k.risk-1]
 	}
-	if k.flow == engine.FlowUAC {
+	if r.status != noStatus {
+		c.Status = store.Statuses[r.status]
+	}
+	if k.flow == 0 {
 		c.Observation.ObservedAt = &c.At
 	}
 }
@@ -467,13 +514,128 @@ func (f scopeFilter) keepRequest(r *store.Request) bool {
 	return (f.flow == "" || r.Flow == f.flow) && (f.site == "" || r.SiteID == f.site) && (f.sites == nil || f.sites[r.SiteID])
 }
 
-func (f scopeFilter) keep(p *Projection, o *orgRows, i int) bool {
-	if f.flow != "" && p.obs[o.obs[i]].flow != f.flow {
+func (f scopeFilter) keep(p *Projection, r *histRow) bool {
+	if f.flow != "" && flows[p.obs[r.obs].flow] != f.flow {
 		return false
 	}
 	if f.site == "" && f.sites == nil {
 		return true
 	}
-	s := p.strs[o.site[i]]
+	s := p.strs[r.site]
 	return (f.site == "" || s == f.site) && (f.sites == nil || f.sites[s])
+}
+
+// preview decides the draft (compiled alone in rs) for each row of the
+// scope, in read order, adding the matches to res.
+//
+// A draft's verdict on a request depends on the request's instant only
+// through a time window or a condition (which may read it); otherwise it
+// is the same for every request with the same observation, and is decided
+// once per distinct observation, on every core, before the rows are
+// counted. A draft with a time window is decided that way without its
+// window, then with it, at each instant, only where the rest matched (the
+// window is ANDed). A draft with a condition is decided row by row.
+func (p *Projection) preview(sc Scope, stat *ScanStat, flow engine.FlowType, rs *engine.RuleSet, draft engine.Rule,
+	groups []engine.SignerGroup, workers int, res *PreviewResult) error {
+	if draft.Condition != nil {
+		return previewCases(p.Source(sc, stat), workers, flow, rs, res)
+	}
+	memoRS := rs
+	if draft.TimeWindow != nil {
+		d := draft.Clone()
+		d.TimeWindow = nil
+		var err error
+		if memoRS, err = engine.Compile([]engine.Rule{d}, groups, engine.CompileOptions{}); err != nil {
+			return err
+		}
+	}
+	t := p.tables()
+	memo := make([]uint8, len(t.obs)) // 0 unknown, 1 match, 2 no match
+	// The distinct observations of the scope, decided in parallel.
+	type obsAt struct {
+		id uint32
+		at int64 // any instant: the verdict does not depend on it
+	}
+	var todo []obsAt
+	if err := p.scan(sc, nil, func(_ string, r *histRow) bool {
+		if int(r.obs) < len(memo) && memo[r.obs] == 0 {
+			memo[r.obs] = 2
+			todo = append(todo, obsAt{r.obs, r.at})
+		}
+		return true
+	}, nil); err != nil {
+		return err
+	}
+	n := workers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() {
+			for i := w; i < len(todo); i += n {
+				if t.decide(memoRS, flow, todo[i].id, time.Unix(0, todo[i].at).UTC()) {
+					memo[todo[i].id] = 1
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var c Case
+	return p.scan(sc, stat, func(orgID string, r *histRow) bool {
+		at := time.Unix(0, r.at).UTC()
+		var m bool
+		if int(r.obs) < len(memo) {
+			m = memo[r.obs] == 1
+		} else { // an observation newer than the memo
+			m = p.tablesLocked().decide(memoRS, flow, r.obs, at)
+		}
+		if m && memoRS != rs {
+			m = p.tablesLocked().decide(rs, flow, r.obs, at)
+		}
+		if !m {
+			return true
+		}
+		res.TotalMatched++
+		if r.status != noStatus {
+			res.StatusBreakdown[string(store.Statuses[r.status])]++
+		}
+		if len(res.Sample) < SampleSize {
+			p.fill(r, orgID, &c)
+			res.Sample = append(res.Sample, previewSample(&c))
+		}
+		return true
+	}, nil)
+}
+
+// tables are the projection's interned tables as they stand: entries are
+// only ever appended, never changed, so a copy of the slice headers taken
+// under the lock may be read without it.
+type tables struct {
+	strs []string
+	obs  []obsKey
+	risk []*int
+}
+
+func (p *Projection) tables() tables {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.tablesLocked()
+}
+
+// tablesLocked is tables with p.mu held.
+func (p *Projection) tablesLocked() tables { return tables{p.strs, p.obs, p.risk} }
+
+// decide reports whether the preview draft (alone in rs) matches
+// observation id at instant at.
+func (t tables) decide(rs *engine.RuleSet, flow engine.FlowType, id uint32, at time.Time) bool {
+	k := &t.obs[id]
+	o := engine.Observation{SubjectUsername: t.strs[k.user], TargetExecutablePath: t.strs[k.path],
+		TargetExecutableHash: t.strs[k.hash], TargetExecutableSigner: t.strs[k.signer], ParentImage: t.strs[k.parent],
+		CommandLine: t.strs[k.cmd], ToolName: t.strs[k.tool]}
+	if k.risk > 0 {
+		o.RiskTier = t.risk[k.risk-1]
+	}
+	in := previewCandidate(flow, at, &o)
+	return rs.Decide(&in).RuleID == previewRuleID
 }
