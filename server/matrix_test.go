@@ -226,6 +226,14 @@ func mxRoutes() []mxRoute {
 				return v1 + "/pam/rules/preview", `{"matchSigner":"Mozilla Corporation","siteId":"` + x.site + `","windowDays":7}`
 			},
 			shows: mxIDs(func(x *mxTenant) string { return x.pending })},
+		// A simulation reads only the tenant's history (a site of another
+		// organisation narrows it to nothing); the S1 caller may not name S2.
+		{method: "POST", path: v1 + "/pam/rules/simulate", perm: PermWrite, orgQ: true, pure: true, ok: 200, cross: 200, site: mxSiteDenied,
+			req: func(x *mxTenant) (string, string) {
+				return v1 + "/pam/rules/simulate", `{"rules":[{"name":"matrix draft","verdict":"auto_approve","priority":1,"siteId":"` + x.site +
+					`","matchSigner":"Mozilla Corporation"}],"siteId":"` + x.site + `","windowDays":7}`
+			},
+			shows: func(x *mxTenant) []string { return []string{x.pending, x.rule} }},
 		{method: "GET", path: v1 + "/pam/signer-groups", perm: PermRead, orgQ: true, ok: 200, cross: 200,
 			req: mxStatic(v1 + "/pam/signer-groups"), shows: mxIDs(func(x *mxTenant) string { return x.signerGroup })},
 		{method: "POST", path: v1 + "/pam/signer-groups", perm: PermWrite, mfa: true, orgQ: true, ok: 201, cross: 201,

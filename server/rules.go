@@ -21,14 +21,15 @@ import (
 	"github.com/elevate-pam/elevate/store"
 )
 
-// pamRoutes registers rules, signer groups, org settings, preview and the
-// stateless decision (pam-semantics §1, §8, §11 for the gates).
+// pamRoutes registers rules, signer groups, org settings, preview,
+// simulation and the stateless decision (pam-semantics §1, §8, §11 for the gates).
 func (s *Server) pamRoutes() {
 	s.route("GET", "/api/v1/pam/rules", SurfacePAM, s.user(PermRead, false, s.listRules))
 	s.route("POST", "/api/v1/pam/rules", SurfacePAM, s.user(PermWrite, true, s.createRule))
 	s.route("PATCH", "/api/v1/pam/rules/:id", SurfacePAM, s.user(PermWrite, true, s.patchRule))
 	s.route("DELETE", "/api/v1/pam/rules/:id", SurfacePAM, s.user(PermWrite, true, s.deleteWith(s.lc.DeleteRule)))
 	s.route("POST", "/api/v1/pam/rules/preview", SurfacePAM, s.user(PermWrite, false, s.previewRule))
+	s.route("POST", "/api/v1/pam/rules/simulate", SurfacePAM, s.user(PermWrite, false, s.simulateRules))
 	s.route("GET", "/api/v1/pam/signer-groups", SurfacePAM, s.user(PermRead, false, s.listSignerGroups))
 	s.route("POST", "/api/v1/pam/signer-groups", SurfacePAM, s.user(PermWrite, true, s.createSignerGroup))
 	s.route("PATCH", "/api/v1/pam/signer-groups/:id", SurfacePAM, s.user(PermWrite, true, s.patchSignerGroup))
@@ -227,81 +228,76 @@ func (s *Server) orgAndID(req *http.Request, ps httprouter.Params, c *Caller) (s
 }
 
 // previewRule is POST /api/v1/pam/rules/preview (pam-semantics §8): a
-// draft's criteria against the organisation's recent requests.
+// draft's criteria against the organisation's recent requests. The draft
+// is the body's criteria, or one rule in the rule language (source).
 func (s *Server) previewRule(w http.ResponseWriter, req *http.Request, _ httprouter.Params, c *Caller) error {
-	org, err := s.org(req, c)
+	o, stored, err := s.orgRules(req, c)
 	if err != nil {
-		return err
+		return lifecycleError(err, nil)
 	}
+	org := o.ID
 	var body map[string]json.RawMessage
 	if err := s.decodeBody(w, req, &body); err != nil {
 		return err
 	}
-	var opts struct {
-		WindowDays *int            `json:"windowDays"`
-		FlowType   engine.FlowType `json:"flowType"`
-		SiteID     *string         `json:"siteId"`
-	}
+	_, fromSource := body["source"]
 	draftFields := map[string]json.RawMessage{}
 	for k, v := range body {
 		switch k {
-		case "windowDays", "flowType", "siteId":
+		case "windowDays", "flowType", "siteId", "source":
 		case "verdict", "name", "priority", "description", "enabled", "approvalDurationMinutes", "orgId":
 			// Not criteria: the draft is tried as an enabled org-wide rule.
+			if fromSource {
+				return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: k, Message: k + ": not with source (the rule text is the draft)"}
+			}
 		default:
+			if fromSource {
+				return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: k, Message: k + ": not with source (the rule text is the draft)"}
+			}
 			draftFields[k] = v
 		}
 	}
-	for k, dst := range map[string]any{"windowDays": &opts.WindowDays, "flowType": &opts.FlowType, "siteId": &opts.SiteID} {
-		if v, ok := body[k]; ok {
-			if err := json.Unmarshal(v, dst); err != nil {
-				return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: k, Message: k + ": has the wrong type"}
-			}
-		}
-	}
-	days := simulate.DefaultWindowDays
-	if opts.WindowDays != nil {
-		if *opts.WindowDays < 1 || *opts.WindowDays > simulate.MaxWindowDays {
-			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "windowDays", Message: "windowDays: must be 1 to 90"}
-		}
-		days = *opts.WindowDays
-	}
-	if opts.FlowType != "" && !opts.FlowType.Valid() {
-		return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "flowType", Message: "flowType: must be uac_intercept, tech_jit_admin or ai_tool_action"}
-	}
-	site := ""
-	if opts.SiteID != nil {
-		if _, err := store.ParseID(*opts.SiteID); err != nil {
-			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "siteId", Message: "siteId: must be a UUID"}
-		}
-		site = canonicalID(*opts.SiteID)
-		if c.Sites != nil && !containsID(c.Sites, site) {
-			return lifecycleError(lifecycle.ErrSiteDenied, nil)
-		}
-	}
-	draftFields["name"], draftFields["verdict"] = json.RawMessage(`"preview"`), json.RawMessage(`"require_approval"`)
-	raw, _ := json.Marshal(draftFields)
-	d, err := lifecycle.DecodeRule(raw)
+	opts, err := historyOptions(body, c)
 	if err != nil {
-		return lifecycleError(err, nil)
+		return err
 	}
-	draft := *d
-	if err := engine.ValidateRule(&draft); err != nil {
-		return lifecycleError(err, nil)
-	}
-	draft = engine.NormalizeRule(draft)
-	var groups []engine.SignerGroup
-	if err := s.lc.Store().View(func(sn *store.Snapshot) error {
-		rs, err := sn.RuleSet(org)
-		if err == nil {
-			groups = rs.SignerGroups
+	groups := s.orgGroups(o, stored.SignerGroups)
+	var draft engine.Rule
+	if fromSource {
+		var src string
+		if err := json.Unmarshal(body["source"], &src); err != nil {
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "source", Message: "source: must be a string"}
 		}
-		return err
-	}); err != nil {
-		return err
+		ds, err := compileDraftSource(src, o)
+		if err != nil {
+			return err
+		}
+		if len(ds.rules) != 1 {
+			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "source",
+				Message: fmt.Sprintf("source: a preview needs exactly one rule (the text declares %d)", len(ds.rules))}
+		}
+		// The preview tries the draft as the organisation's: so are the
+		// groups it declares.
+		draft = ds.rules[0]
+		for _, g := range ds.groups {
+			g.OrgID = org
+			groups = append(groups, g)
+		}
+	} else {
+		draftFields["name"], draftFields["verdict"] = json.RawMessage(`"preview"`), json.RawMessage(`"require_approval"`)
+		raw, _ := json.Marshal(draftFields)
+		d, err := lifecycle.DecodeRule(raw)
+		if err != nil {
+			return lifecycleError(err, nil)
+		}
+		draft = *d
+		if err := engine.ValidateRule(&draft); err != nil {
+			return lifecycleError(err, nil)
+		}
+		draft = engine.NormalizeRule(draft)
 	}
-	res, err := simulate.Preview(s.lc.Store(), simulate.PreviewInput{OrgID: org, Draft: draft, Groups: groups, WindowDays: days,
-		Flow: opts.FlowType, SiteID: site, Sites: c.Sites, Now: s.lc.Clock().Now(), MaxScan: s.conf.PreviewMaxScan})
+	res, err := simulate.PreviewFrom(s.history, simulate.PreviewInput{Ctx: req.Context(), OrgID: org, Draft: draft, Groups: groups, WindowDays: opts.days,
+		Flow: opts.flow, SiteID: opts.site, Sites: c.Sites, Now: s.lc.Clock().Now(), MaxScan: s.conf.PreviewMaxScan})
 	if err != nil {
 		return err
 	}

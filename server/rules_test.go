@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -1111,5 +1112,106 @@ func TestDebugClock(t *testing.T) {
 	if r := e.call(t, "PUT", "/api/v1/debug/clock", sys, `{"now":"`+later.Format(time.RFC3339)+`"}`); r.status != 200 ||
 		r.body["now"] != now.Add(time.Hour).UTC().Format(time.RFC3339) {
 		t.Fatalf("offset: %d %s", r.status, r.raw)
+	}
+}
+
+// TestPreviewSource: a draft in the rule language gives the answer its
+// equivalent criteria give; it must declare exactly one rule, may declare
+// the signer groups it uses, and its errors name draft.pam:line:col.
+func TestPreviewSource(t *testing.T) {
+	e := newRulesEnv(t, nil)
+	writer := e.tok(t, Claims{Permissions: []string{PermWrite}})
+	preview := func(body string) reply {
+		t.Helper()
+		return e.call(t, "POST", "/api/v1/pam/rules/preview", writer, body)
+	}
+	source := func(text, extra string) string {
+		b, _ := json.Marshal(text)
+		return `{"source":` + string(b) + extra + `}`
+	}
+	e.putRows(t,
+		store.Request{TargetExecutablePath: `C:\a.exe`, TargetExecutableSigner: "Mozilla Corporation"},
+		store.Request{TargetExecutablePath: `C:\dir\b.exe`, TargetExecutableSigner: "Mozilla Corporation", Status: store.StatusDenied},
+		store.Request{TargetExecutablePath: `C:\c.exe`, TargetExecutableSigner: "Contoso Ltd"},
+		store.Request{Flow: engine.FlowToolAct, ToolName: "file_read", SubjectUsername: "helper"},
+	)
+	for name, c := range map[string]struct {
+		criteria, text string
+		matched        float64
+	}{
+		"conjunction": {`{"matchSigner":"Mozilla Corporation","matchPathGlob":"C:\\*.exe","windowDays":7}`,
+			"rule \"p\" {\n  when signer == \"Mozilla Corporation\" and path ~ `C:\\*.exe`\n  then auto_approve\n}\n", 1},
+		"condition": {`{"condition":"signer == \"Contoso Ltd\" or path ~ ` + "`C:\\\\dir\\\\**`" + `","windowDays":7}`,
+			"rule \"p\" {\n  when signer == \"Contoso Ltd\" or path ~ `C:\\dir\\**`\n  then auto_deny\n}\n", 2},
+		"tool": {`{"matchToolName":"file_read","windowDays":7}`,
+			"rule \"p\" {\n  when tool == \"file_read\"\n  then require_approval\n}\n", 1},
+	} {
+		want, got := preview(c.criteria), preview(source(c.text, `,"windowDays":7`))
+		if want.status != 200 || want.body["totalMatched"] != c.matched || !reflect.DeepEqual(got.body, want.body) {
+			t.Errorf("%s:\ncriteria %d %s\nsource   %d %s", name, want.status, want.raw, got.status, got.raw)
+		}
+	}
+	// A group the text declares; the flow and site options apply.
+	grouped := "signers \"moz\" {\n  cn \"Mozilla Corporation\"\n}\n\nrule \"p\" {\n  when signer in signers(\"moz\")\n  then auto_approve\n}\n"
+	if r := preview(source(grouped, "")); r.status != 200 || r.body["totalMatched"] != 2.0 || r.body["totalScanned"] != 4.0 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	if r := preview(source(grouped, `,"flowType":"ai_tool_action"`)); r.status != 200 || r.body["totalScanned"] != 1.0 || r.body["totalMatched"] != 0.0 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	if r := preview(source("org \"acme\"\n"+grouped, `,"siteId":"`+e.site2+`"`)); r.status != 200 || r.body["totalScanned"] != 0.0 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	for name, c := range map[string]struct{ body, target, msg string }{
+		"two rules":       {source(grouped+"rule \"q\" {\n  when user == \"u\"\n  then auto_deny\n}\n", ""), "source", `exactly one rule \(the text declares 2\)`},
+		"no rule":         {source("signers \"moz\" {\n  cn \"M\"\n}\n", ""), "source", `exactly one rule \(the text declares 0\)`},
+		"syntax error":    {source("rule \"p\" {\n  when signer = \"M\"\n  then auto_approve\n}\n", ""), "source", `^draft\.pam:2:\d+: `},
+		"another org":     {source("org \"globex\"\n"+grouped, ""), "source", `^draft\.pam:1:5: `},
+		"not a string":    {`{"source":["rule"]}`, "source", `must be a string`},
+		"with criteria":   {source(grouped, `,"matchUser":"u"`), "matchUser", `not with source`},
+		"with a verdict":  {source(grouped, `,"verdict":"auto_deny"`), "verdict", `not with source`},
+		"bad window":      {source(grouped, `,"windowDays":0`), "windowDays", `must be 1 to 90`},
+		"settings":        {source(grouped+"settings {\n  default_unmatched = auto_deny\n}\n", ""), "source", `^draft\.pam:9:1: .*settings`},
+		"unknown signers": {source("rule \"p\" {\n  when signer in signers(\"nope\")\n  then auto_approve\n}\n", ""), "source", `^draft\.pam:2:\d+: unknown signer group`},
+	} {
+		r := preview(c.body)
+		msg, _ := rtObj(r.body, "error")["message"].(string)
+		if r.status != 400 || errTarget(r) != c.target || !regexp.MustCompile(c.msg).MatchString(msg) {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+	}
+}
+
+// TestPreviewFileSignerGroup: a draft may name a signer group the rule
+// files give the organisation, by id (criteria) as well as one it stores.
+func TestPreviewFileSignerGroup(t *testing.T) {
+	dir := t.TempDir()
+	rfWrite(t, dir, "acme.pam", "org \"acme\"\n\nsigners \"file-moz\" {\n  cn \"Mozilla Corporation\"\n}\n\n"+
+		"rule \"file-rule\" {\n  priority 5\n  when     signer in signers(\"file-moz\") and user == \"nobody\"\n  then     auto_deny\n}\n")
+	e := newRulesEnv(t, func(e *rulesEnv, c *Config) { c.RulesDir = dir })
+	if err := e.server.LoadRuleFiles(); err != nil {
+		t.Fatal(err)
+	}
+	writer := e.tok(t, Claims{Permissions: []string{PermWrite}})
+	e.putRows(t,
+		store.Request{TargetExecutablePath: `C:\a.exe`, TargetExecutableSigner: "Mozilla Corporation"},
+		store.Request{TargetExecutablePath: `C:\c.exe`, TargetExecutableSigner: "Contoso Ltd"},
+	)
+	fileGroup := dsl.DerivedID("signers", "acme", "file-moz")
+	stored := e.call(t, "POST", "/api/v1/pam/signer-groups", e.admin(t), `{"name":"contoso","signers":["Contoso Ltd"]}`)
+	if stored.status != 201 {
+		t.Fatalf("%d %s", stored.status, stored.raw)
+	}
+	for g, path := range map[string]string{fileGroup: `C:\a.exe`, strings.ToUpper(fileGroup): `C:\a.exe`, rtObj(stored.body, "signerGroup")["id"].(string): `C:\c.exe`} {
+		r := e.call(t, "POST", "/api/v1/pam/rules/preview", writer, `{"matchSignerGroupId":"`+g+`"}`)
+		sample := rtList(r.body, "sample")
+		if r.status != 200 || r.body["totalMatched"] != 1.0 || len(sample) != 1 || rtObj(sample[0])["targetExecutablePath"] != path {
+			t.Errorf("group %s: %d %s", g, r.status, r.raw)
+		}
+	}
+	// Also in a condition, by id.
+	r := e.call(t, "POST", "/api/v1/pam/rules/preview", writer, `{"condition":"signer in signers(\"`+fileGroup+`\") or user == \"x\""}`)
+	if r.status != 200 || r.body["totalMatched"] != 1.0 {
+		t.Errorf("condition: %d %s", r.status, r.raw)
 	}
 }

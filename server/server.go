@@ -20,6 +20,7 @@ import (
 
 	"github.com/elevate-pam/elevate/engine"
 	"github.com/elevate-pam/elevate/lifecycle"
+	"github.com/elevate-pam/elevate/simulate"
 	"github.com/elevate-pam/elevate/store"
 )
 
@@ -63,6 +64,13 @@ type Config struct {
 	// PreviewMaxScan caps the requests a rule preview reads; 0 means
 	// simulate.DefaultMaxScan.
 	PreviewMaxScan int
+	// History is where previews and simulations read the request history.
+	// Nil means a projection of the store loaded by New and kept current
+	// by the store's watch (about 100 bytes of memory per request).
+	History simulate.Reader
+	// HistoryFromStore makes previews and simulations scan the store each
+	// time instead, holding no projection in memory.
+	HistoryFromStore bool
 	// RequestTimeout ends a request that takes longer with 408; 0 means
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
@@ -90,6 +98,7 @@ type Server struct {
 	surfaces  map[string]bool
 	routes    []Route
 	conf      Config
+	history   simulate.Reader // previews and simulations read from it
 	files     *ruleFiles
 	m         *metrics
 	outer     http.Handler // the router behind CORS and the request timeout
@@ -111,6 +120,27 @@ func NewChecked(c Config) (*Server, error) {
 	return s, nil
 }
 
+// loadHistory builds the projection of the store's requests that previews
+// and simulations read. Reading the store directly is the fallback: slower,
+// never wrong.
+func (s *Server) loadHistory() simulate.Reader {
+	direct := simulate.StoreReader{Store: s.lc.Store()}
+	if s.conf.HistoryFromStore {
+		return direct
+	}
+	start := time.Now()
+	p, err := simulate.LoadProjection(s.lc.Store())
+	if err != nil {
+		s.log.Error("request history not held in memory: previews and simulations will scan the store", "err", err)
+		return direct
+	}
+	if n := p.Len(); n > 0 {
+		s.log.Info("request history held in memory", "requests", n, "bytes", p.Footprint(),
+			"took", time.Since(start).Round(time.Millisecond))
+	}
+	return p
+}
+
 // New builds the server and its routes.
 func New(c Config) *Server {
 	s := &Server{lc: c.Lifecycle, log: c.Logger, maxBody: c.MaxBody, jwtSecret: c.JWTSecret, surfaces: c.Surfaces, conf: c,
@@ -119,6 +149,10 @@ func New(c Config) *Server {
 		s.log = slog.Default()
 	}
 	s.m = newMetrics()
+	s.history = c.History
+	if s.history == nil {
+		s.history = s.loadHistory()
+	}
 	if c.RulesDir != "" {
 		s.files = &ruleFiles{dir: c.RulesDir}
 	}

@@ -56,6 +56,7 @@ type serveConfig struct {
 	disable                         string
 	logLevel                        string
 	previewMaxScan                  int
+	historyFromStore                bool
 	jwksFile, jwksURL               string
 	issuer, audience                string
 }
@@ -86,6 +87,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	fs.StringVar(&sc.disable, "disable", "", "comma-separated API surfaces to switch off (they answer 404): agent, pam, inventory, metrics, openapi")
 	fs.StringVar(&sc.logLevel, "log-level", "info", "debug, info, warn or error (changeable at run time over PUT /api/v1/system/log-level)")
 	fs.IntVar(&sc.previewMaxScan, "preview-max-scan", 0, "the most requests a rule preview reads (default 1000000; 5000 is Breeze's)")
+	fs.BoolVar(&sc.historyFromStore, "history-from-store", false,
+		"previews and simulations scan the store each time instead of a projection held in memory (about 100 bytes per request)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -108,7 +111,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	}
 	conf := server.Config{Logger: slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})), LogLevel: level,
 		RequestTimeout: sc.reqTimeout, PreviewMaxScan: sc.previewMaxScan,
-		Auth: server.AuthConfig{JWKSFile: sc.jwksFile, JWKSURL: sc.jwksURL, Issuer: sc.issuer, Audience: sc.audience}}
+		HistoryFromStore: sc.historyFromStore,
+		Auth:             server.AuthConfig{JWKSFile: sc.jwksFile, JWKSURL: sc.jwksURL, Issuer: sc.issuer, Audience: sc.audience}}
 	log := conf.Logger
 	if sc.disable != "" {
 		conf.Surfaces = map[string]bool{}
