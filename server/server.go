@@ -65,8 +65,9 @@ type Config struct {
 	// simulate.DefaultMaxScan.
 	PreviewMaxScan int
 	// History is where previews and simulations read the request history.
-	// Nil means a projection of the store loaded by New and kept current
-	// by the store's watch (about 100 bytes of memory per request).
+	// Nil means a projection of the store, loaded in the background when
+	// New is called (the store is read until it is ready) and kept current
+	// by the store's watch: about 100 bytes of memory per request.
 	History simulate.Reader
 	// HistoryFromStore makes previews and simulations scan the store each
 	// time instead, holding no projection in memory.
@@ -120,25 +121,26 @@ func NewChecked(c Config) (*Server, error) {
 	return s, nil
 }
 
-// loadHistory builds the projection of the store's requests that previews
-// and simulations read. Reading the store directly is the fallback: slower,
-// never wrong.
+// loadHistory starts loading the projection of the store's requests that
+// previews and simulations read; until it is ready they scan the store.
 func (s *Server) loadHistory() simulate.Reader {
-	direct := simulate.StoreReader{Store: s.lc.Store()}
 	if s.conf.HistoryFromStore {
-		return direct
+		return simulate.StoreReader{Store: s.lc.Store()}
 	}
 	start := time.Now()
-	p, err := simulate.LoadProjection(s.lc.Store())
-	if err != nil {
-		s.log.Error("request history not held in memory: previews and simulations will scan the store", "err", err)
-		return direct
-	}
-	if n := p.Len(); n > 0 {
-		s.log.Info("request history held in memory", "requests", n, "bytes", p.Footprint(),
-			"took", time.Since(start).Round(time.Millisecond))
-	}
-	return p
+	h := simulate.WatchStore(s.lc.Store())
+	go func() {
+		p, err := h.Wait()
+		if err != nil {
+			s.log.Error("request history not held in memory: previews and simulations scan the store", "err", err)
+			return
+		}
+		if n := p.Len(); n > 0 {
+			s.log.Info("request history held in memory", "requests", n, "bytes", p.Footprint(),
+				"took", time.Since(start).Round(time.Millisecond))
+		}
+	}()
+	return h
 }
 
 // New builds the server and its routes.

@@ -108,6 +108,9 @@ func PreviewFrom(h Reader, in PreviewInput) (*PreviewResult, error) {
 		res.StatusBreakdown[string(s)] = 0
 	}
 	var stat ScanStat
+	if sh, ok := h.(*StoreHistory); ok {
+		h = sh.reader()
+	}
 	if p, ok := h.(*Projection); ok {
 		err = p.preview(sc, &stat, flow, rs, d, in.Groups, in.Workers, res)
 	} else {

@@ -148,7 +148,9 @@ func preview(t *testing.T, w *world, in PreviewInput) *PreviewResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, h := range map[string]Reader{"watched": w.proj, "loaded": loaded} {
+	background := WatchStore(w.st)
+	readers := map[string]Reader{"watched": w.proj, "loaded": loaded, "store history, loading": background}
+	for name, h := range readers {
 		got, err := PreviewFrom(h, in)
 		if err != nil {
 			t.Fatal(err)
@@ -156,6 +158,12 @@ func preview(t *testing.T, w *world, in PreviewInput) *PreviewResult {
 		if !reflect.DeepEqual(got, res) {
 			t.Fatalf("%s projection: preview = %+v, the store's = %+v", name, got, res)
 		}
+	}
+	if p, err := background.Wait(); err != nil || p == nil {
+		t.Fatalf("background load: %v", err)
+	}
+	if got, err := PreviewFrom(background, in); err != nil || !reflect.DeepEqual(got, res) {
+		t.Fatalf("store history, loaded: preview = %+v (%v), the store's = %+v", got, err, res)
 	}
 	return res
 }

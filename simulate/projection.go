@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -639,3 +640,47 @@ func (t tables) decide(rs *engine.RuleSet, flow engine.FlowType, id uint32, at t
 	in := previewCandidate(flow, at, &o)
 	return rs.Decide(&in).RuleID == previewRuleID
 }
+
+// StoreHistory reads a store's request history: from the store itself
+// until a projection of it, loading in the background, is ready, and from
+// the projection after that. Both give the same answers; the projection
+// gives them sooner. A projection that fails to load leaves the store.
+type StoreHistory struct {
+	direct StoreReader
+	proj   atomic.Pointer[Projection]
+	done   chan struct{}
+	err    error
+}
+
+// WatchStore starts loading the projection of st and returns at once.
+func WatchStore(st *store.Store) *StoreHistory {
+	h := &StoreHistory{direct: StoreReader{st}, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		p, err := LoadProjection(st)
+		if err != nil {
+			h.err = err
+			return
+		}
+		h.proj.Store(p)
+	}()
+	return h
+}
+
+// Wait waits for the projection and returns it, or why it is not there.
+func (h *StoreHistory) Wait() (*Projection, error) {
+	<-h.done
+	return h.proj.Load(), h.err
+}
+
+// reader is what reads now.
+func (h *StoreHistory) reader() Reader {
+	if p := h.proj.Load(); p != nil {
+		return p
+	}
+	return h.direct
+}
+
+// Source reads the scope from the projection when it is ready, else from
+// the store.
+func (h *StoreHistory) Source(sc Scope, stat *ScanStat) Source { return h.reader().Source(sc, stat) }
