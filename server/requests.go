@@ -452,11 +452,16 @@ func (s *Server) decodeBody(w http.ResponseWriter, req *http.Request, v any) err
 
 // readBody reads the whole request body: 413 over the server's limit.
 func (s *Server) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
-	body := http.MaxBytesReader(w, req.Body, s.maxBody)
+	return s.readBodyUpTo(w, req, s.maxBody)
+}
+
+// readBodyUpTo is readBody with the limit given.
+func (s *Server) readBodyUpTo(w http.ResponseWriter, req *http.Request, limit int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, req.Body, limit)
 	// io.ReadAll's loop, sized by the declared length (+1 for the read
 	// that finds the end) so a body is read into one allocation.
 	size := int64(512)
-	if n := req.ContentLength; n > 0 && n <= s.maxBody {
+	if n := req.ContentLength; n > 0 && n <= limit {
 		size = n + 1
 	}
 	b := make([]byte, 0, size)
@@ -479,7 +484,7 @@ func (s *Server) readBody(w http.ResponseWriter, req *http.Request) ([]byte, err
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE",
-				Message: fmt.Sprintf("request body is over %d bytes", s.maxBody)}
+				Message: fmt.Sprintf("request body is over %d bytes", limit)}
 		}
 		return nil, &apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Message: "request body could not be read"}
 	}

@@ -23,6 +23,11 @@ import (
 // MaxDraftRules bounds the draft rules of one simulation.
 const MaxDraftRules = 10_000
 
+// MaxDraftBody bounds a simulation's request body when the server's own
+// limit is lower: a whole candidate rule set is larger than the bodies
+// other routes take.
+const MaxDraftBody = 8 << 20
+
 // draftFile is the name rule-language drafts are compiled under: their
 // diagnostics say draft.pam:line:col.
 const draftFile = "draft.pam"
@@ -237,7 +242,11 @@ func (s *Server) simulateRules(w http.ResponseWriter, req *http.Request, _ httpr
 		return err
 	}
 	var body map[string]json.RawMessage
-	if err := s.decodeBody(w, req, &body); err != nil {
+	raw, err := s.readBodyUpTo(w, req, max(s.maxBody, MaxDraftBody))
+	if err != nil {
+		return err
+	}
+	if err := decodeJSON(raw, &body); err != nil {
 		return err
 	}
 	if body == nil {

@@ -350,6 +350,22 @@ func TestSimulateBodyChecks(t *testing.T) {
 	if r, _ := e.simulate(t, writer, `{"rules":[{"name":"a","verdict":"auto_deny","matchUser":"u","orgId":"`+e.org+`","siteId":null,"timeWindow":null}]}`); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
+	// A whole rule set is larger than other routes' bodies: a thousand
+	// drafts (some 70 KB) are taken, more than MaxDraftBody is 413.
+	var many []string
+	for i := range 1000 {
+		many = append(many, fmt.Sprintf(`{"name":"draft %04d","verdict":"auto_deny","matchUser":"user%04d"}`, i, i))
+	}
+	big := `{"rules":[` + strings.Join(many, ",") + `]}`
+	if len(big) <= DefaultMaxBody {
+		t.Fatalf("the large body is only %d bytes", len(big))
+	}
+	if a := e.mustSimulate(t, writer, big); len(a.Drafts) != 1000 {
+		t.Fatalf("%d drafts named, want 1000", len(a.Drafts))
+	}
+	if r, _ := e.simulate(t, writer, `{"source":"`+strings.Repeat("x", MaxDraftBody)+`"}`); r.status != 413 || errCode(r) != "PAYLOAD_TOO_LARGE" {
+		t.Fatalf("a body over %d bytes: %d %.200s", MaxDraftBody, r.status, r.raw)
+	}
 	// A reader may not simulate; a writer needs no MFA.
 	reader := e.tok(t, Claims{Permissions: []string{PermRead}})
 	if r, _ := e.simulate(t, reader, `{"rules":[]}`); r.status != 403 || errCode(r) != "FORBIDDEN" {
