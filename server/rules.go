@@ -264,11 +264,7 @@ func (s *Server) previewRule(w http.ResponseWriter, req *http.Request, _ httprou
 	groups := s.orgGroups(o, stored.SignerGroups)
 	var draft engine.Rule
 	if fromSource {
-		var src string
-		if err := json.Unmarshal(body["source"], &src); err != nil {
-			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "source", Message: "source: must be a string"}
-		}
-		ds, err := compileDraftSource(src, o)
+		ds, err := compileDraftSource(body["source"], o)
 		if err != nil {
 			return err
 		}

@@ -97,13 +97,17 @@ type draftSet struct {
 	groups []engine.SignerGroup
 }
 
-// compileDraftSource compiles rule-language text the way a rule file is
+// compileDraftSource compiles rule-language text (a JSON string) the way a rule file is
 // compiled (and its tests run) for the organisation o: an error is a 400
 // naming draft.pam:line:col. A file declaring another organisation is
 // refused; one declaring none is o's. Settings and software policies are
 // refused: they stay live. The draft's rules can name only the signer
 // groups it declares, as in a rule file.
-func compileDraftSource(src string, o *store.Org) (*draftSet, error) {
+func compileDraftSource(raw json.RawMessage, o *store.Org) (*draftSet, error) {
+	var src string
+	if err := json.Unmarshal(raw, &src); err != nil {
+		return nil, &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "source", Message: "source: must be a string"}
+	}
 	repo := dsl.Load(map[string]string{draftFile: src})
 	rep := dsl.Check(repo, dsl.CheckOptions{})
 	if n := rep.Diags.Errors(); n > 0 {
@@ -316,11 +320,7 @@ func (s *Server) simulateRules(w http.ResponseWriter, req *http.Request, _ httpr
 	// The drafts.
 	var drafts []engine.Rule
 	if fromSource {
-		var src string
-		if err := json.Unmarshal(body["source"], &src); err != nil {
-			return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: "source", Message: "source: must be a string"}
-		}
-		ds, err := compileDraftSource(src, o)
+		ds, err := compileDraftSource(body["source"], o)
 		if err != nil {
 			return err
 		}
