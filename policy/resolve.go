@@ -1,0 +1,484 @@
+package policy
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"cel.dev/cel-go/cel"
+)
+
+// Device is a device as resolution sees it: where it sits in the hierarchy
+// and what its assignments' conditions may read.
+type Device struct {
+	ID        string
+	OrgID     string
+	PartnerID string // the organisation's partner; "" when it has none
+	SiteID    string // "" when the device has no site
+	GroupIDs  []string
+	OS        string
+	Hostname  string
+	// Attributes are further facts conditions read as device.<name>
+	// (tags, role, …). The device's own fields (id, org, partner, site,
+	// groups, os, hostname) are set from the fields above and win over an
+	// attribute of the same name.
+	Attributes map[string]any
+}
+
+// ConditionInput is what an assignment condition sees as `device`.
+func (d *Device) ConditionInput() map[string]any {
+	m := make(map[string]any, len(d.Attributes)+7)
+	for k, v := range d.Attributes {
+		m[k] = v
+	}
+	set := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		} else {
+			delete(m, k) // absent, so has(device.k) is false
+		}
+	}
+	set("id", d.ID)
+	set("org", d.OrgID)
+	set("partner", d.PartnerID)
+	set("site", d.SiteID)
+	set("os", d.OS)
+	set("hostname", d.Hostname)
+	groups := make([]any, len(d.GroupIDs))
+	for i, g := range d.GroupIDs {
+		groups[i] = g
+	}
+	m["groups"] = groups
+	return m
+}
+
+// Resolution says which policy supplies one feature to one device.
+type Resolution struct {
+	Feature string `json:"feature"`
+	// Source is where the device's settings come from: "policy" (the
+	// winning assignment's policy), "org_fallback" (the winner's settings
+	// are empty: the organisation's own setting, or the feature's default,
+	// applies — never the next assignment) or "default" (no assignment
+	// applies: the same fallback).
+	Source string `json:"source"`
+	// Winner is the assignment that supplied the feature (also when its
+	// settings are empty); nil when none applies.
+	Winner *Applied `json:"winner"`
+	// Settings are the winner's settings for the feature (nil unless
+	// Source is "policy").
+	Settings json.RawMessage `json:"settings,omitempty"`
+	// Skipped are the assignments considered before the winner, closest
+	// first, that did not apply, each with why. Only with explain.
+	Skipped []Skipped `json:"skipped,omitempty"`
+	// Policy is the winner's policy, for callers that read more of it.
+	Policy *Policy `json:"-"`
+}
+
+// Sources of a resolution.
+const (
+	SourcePolicy      = "policy"
+	SourceOrgFallback = "org_fallback"
+	SourceDefault     = "default"
+)
+
+// Applied names an assignment of a policy.
+type Applied struct {
+	PolicyID     string    `json:"policyId"`
+	PolicyName   string    `json:"policyName"`
+	AssignmentID string    `json:"assignmentId,omitempty"`
+	Level        Level     `json:"level"`
+	TargetID     string    `json:"targetId"`
+	Priority     int       `json:"priority"`
+	CreatedAt    time.Time `json:"createdAt,omitzero"`
+}
+
+// Skipped is an assignment that did not apply, and why.
+type Skipped struct {
+	Applied
+	Reason string `json:"reason"`
+}
+
+// Reasons an assignment is skipped.
+const (
+	ReasonInactive         = "policy inactive"
+	ReasonFeatureNotSet    = "feature not set in this policy"
+	ReasonConditionFalse   = "condition false"
+	ReasonConditionFailed  = "condition could not be evaluated"
+	ReasonConditionInvalid = "condition does not compile"
+)
+
+// Resolver resolves features for devices from a fixed set of policies. It
+// is safe for concurrent use; build a new one when the policies change.
+type Resolver struct {
+	byTarget map[target][]*candidate // each list in precedence order
+	policies int
+}
+
+type target struct {
+	level Level
+	id    string // lowercased
+}
+
+type candidate struct {
+	p       *Policy
+	a       *Assignment
+	prg     cel.Program // nil: no condition
+	condErr error       // the condition does not compile
+	// The precedence keys, copied here so sorting touches one struct.
+	prio    int
+	created int64
+	aid     string
+	pid     string
+}
+
+// NewResolver indexes policies by where they are assigned. Assignment
+// conditions are compiled here; one that does not compile never applies
+// (and the resolution says so), it does not stop the others.
+func NewResolver(policies []Policy) *Resolver {
+	ps := make([]Policy, len(policies))
+	copy(ps, policies)
+	n := 0
+	for i := range ps {
+		n += len(ps[i].Assignments)
+	}
+	r := &Resolver{byTarget: make(map[target][]*candidate, n), policies: len(policies)}
+	cands := make([]candidate, 0, n)
+	for i := range ps {
+		p := &ps[i]
+		for j := range p.Assignments {
+			a := &p.Assignments[j]
+			cands = append(cands, candidate{p: p, a: a, prio: a.Priority, created: a.CreatedAt.UnixNano(), aid: a.ID, pid: p.ID})
+			c := &cands[len(cands)-1]
+			if strings.TrimSpace(a.Condition) != "" {
+				c.prg, c.condErr = compileConditionCached(a.Condition)
+			}
+			k := target{a.Level, lower(a.Target)}
+			r.byTarget[k] = append(r.byTarget[k], c)
+		}
+	}
+	for _, cs := range r.byTarget {
+		if len(cs) > 1 {
+			slices.SortFunc(cs, precedence)
+		}
+	}
+	return r
+}
+
+// lower is strings.ToLower without the copy for text that is already
+// lower case (ids as the store keeps them).
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// precedence orders assignments of one level: lower priority first, then
+// the earlier assignment (createdAt, then assignment id, then policy id).
+func precedence(a, b *candidate) int {
+	if c := cmp.Compare(a.prio, b.prio); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.created, b.created); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.aid, b.aid); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.pid, b.pid)
+}
+
+// conditions caches compiled conditions by source: many assignments share
+// one condition, and compiling costs far more than evaluating.
+var conditions sync.Map // string → compiled
+
+type compiled struct {
+	prg cel.Program
+	err error
+}
+
+func compileConditionCached(src string) (cel.Program, error) {
+	if c, ok := conditions.Load(src); ok {
+		return c.(compiled).prg, c.(compiled).err
+	}
+	prg, err := CompileCondition(src)
+	conditions.Store(src, compiled{prg, err})
+	return prg, err
+}
+
+// owns reports whether the policy may reach the device: it belongs to the
+// device's organisation, or it is partner-wide for the device's partner.
+// Any other policy is invisible to the device, whatever it is assigned to.
+func owns(p *Policy, d *Device) bool {
+	if p.OrgID != "" {
+		return strings.EqualFold(p.OrgID, d.OrgID)
+	}
+	return p.PartnerID != "" && d.PartnerID != "" && strings.EqualFold(p.PartnerID, d.PartnerID)
+}
+
+// Resolve finds the policy that supplies feature to d: among the
+// assignments to the device, its groups, its site, its organisation and its
+// partner, of active policies it may reach that set the feature and whose
+// condition holds, the closest level wins, then the lower priority, then
+// the earlier assignment (pam-semantics §10, §14.1). With explain the
+// assignments passed over on the way are listed with their reasons.
+func (r *Resolver) Resolve(d *Device, feature string, explain bool) Resolution {
+	return r.resolve(d, feature, explain, nil)
+}
+
+// resolve is Resolve with the device's condition input, when the caller
+// has built it already (nil: built on first need).
+func (r *Resolver) resolve(d *Device, feature string, explain bool, input map[string]any) Resolution {
+	res := Resolution{Feature: feature, Source: SourceDefault}
+	var groupBuf []*candidate
+	for _, lv := range []Level{LevelDevice, LevelDeviceGroup, LevelSite, LevelOrganization, LevelPartner} {
+		var cs []*candidate
+		switch lv {
+		case LevelDevice:
+			cs = r.at(lv, d.ID)
+		case LevelDeviceGroup:
+			if len(d.GroupIDs) == 1 {
+				cs = r.at(lv, d.GroupIDs[0])
+				break
+			}
+			for _, g := range d.GroupIDs {
+				groupBuf = append(groupBuf, r.at(lv, g)...)
+			}
+			slices.SortFunc(groupBuf, precedence)
+			cs = slices.Compact(groupBuf) // a device listed in a group twice
+		case LevelSite:
+			cs = r.at(lv, d.SiteID)
+		case LevelOrganization:
+			cs = r.at(lv, d.OrgID)
+		case LevelPartner:
+			cs = r.at(lv, d.PartnerID)
+		}
+		for _, c := range cs {
+			if !owns(c.p, d) {
+				continue
+			}
+			reason := ""
+			settings, has := c.p.Features[feature]
+			switch {
+			case !c.p.Active:
+				reason = ReasonInactive
+			case !has:
+				reason = ReasonFeatureNotSet
+			case c.condErr != nil:
+				reason = ReasonConditionInvalid + ": " + c.condErr.Error()
+			case c.prg != nil:
+				if input == nil {
+					input = d.ConditionInput()
+				}
+				ok, err := EvalCondition(c.prg, input)
+				switch {
+				case err != nil:
+					reason = ReasonConditionFailed + ": " + err.Error()
+				case !ok:
+					reason = ReasonConditionFalse
+				}
+			}
+			if reason != "" {
+				if explain {
+					res.Skipped = append(res.Skipped, Skipped{Applied: applied(c), Reason: reason})
+				}
+				continue
+			}
+			w := applied(c)
+			res.Winner, res.Policy = &w, c.p
+			if isEmpty(settings) {
+				res.Source = SourceOrgFallback
+			} else {
+				res.Source, res.Settings = SourcePolicy, settings
+			}
+			return res
+		}
+	}
+	return res
+}
+
+func (r *Resolver) at(lv Level, id string) []*candidate {
+	if id == "" {
+		return nil
+	}
+	return r.byTarget[target{lv, lower(id)}]
+}
+
+func applied(c *candidate) Applied {
+	return Applied{PolicyID: c.p.ID, PolicyName: c.p.Name, AssignmentID: c.a.ID, Level: c.a.Level, TargetID: c.a.Target,
+		Priority: c.a.Priority, CreatedAt: c.a.CreatedAt}
+}
+
+// isEmpty reports settings that say nothing: absent or JSON null.
+func isEmpty(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s == "" || s == "null"
+}
+
+// ResolveAll resolves feature for every device on workers goroutines (0:
+// one per CPU), the results in the devices' order: what a server
+// precomputes when policies change.
+func (r *Resolver) ResolveAll(devs []Device, feature string, workers int) []Resolution {
+	out := make([]Resolution, len(devs))
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var wg sync.WaitGroup
+	const chunk = 256
+	next := make(chan int, workers)
+	for range workers {
+		wg.Go(func() {
+			for lo := range next {
+				for i := lo; i < min(lo+chunk, len(devs)); i++ {
+					out[i] = r.resolve(&devs[i], feature, false, nil)
+				}
+			}
+		})
+	}
+	for lo := 0; lo < len(devs); lo += chunk {
+		next <- lo
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+// PamSettings reads the pam feature a resolution supplies:
+// uacInterceptionEnabled from the winning policy, or else the
+// organisation's own setting (orgFlag; nil = not set) and, failing that,
+// off (pam-semantics §10.2). A malformed winning setting reads as off, not
+// as the organisation's setting.
+func PamSettings(res Resolution, orgFlag *bool) (uacInterceptionEnabled bool, err error) {
+	if res.Source != SourcePolicy {
+		if orgFlag != nil {
+			return *orgFlag, nil
+		}
+		return false, nil
+	}
+	m, err := pamFeature.Decode(res.Settings)
+	if err != nil {
+		return false, fmt.Errorf("policy %s: %w", res.Winner.PolicyID, err)
+	}
+	return m[settingUACInterception].(bool), nil
+}
+
+// Cache keeps each device's resolutions until the policies change
+// (SetPolicies) or the device does: its placement or attributes (seen by
+// comparing a fingerprint of them) or an explicit Forget. It is safe for
+// concurrent use.
+type Cache struct {
+	mu  sync.RWMutex
+	r   *Resolver
+	gen uint64
+	m   map[cacheKey]cacheEntry
+}
+
+type cacheKey struct{ device, feature string }
+
+type cacheEntry struct {
+	gen uint64
+	fp  string
+	res Resolution
+}
+
+// NewCache starts a cache over policies.
+func NewCache(policies []Policy) *Cache {
+	return &Cache{r: NewResolver(policies), m: map[cacheKey]cacheEntry{}}
+}
+
+// SetPolicies replaces the policies: every cached resolution is dropped.
+func (c *Cache) SetPolicies(policies []Policy) {
+	r := NewResolver(policies)
+	c.mu.Lock()
+	c.r, c.gen, c.m = r, c.gen+1, map[cacheKey]cacheEntry{}
+	c.mu.Unlock()
+}
+
+// Forget drops a device's resolutions (it was changed or removed).
+func (c *Cache) Forget(deviceID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if k.device == deviceID {
+			delete(c.m, k)
+		}
+	}
+}
+
+// Resolve is Resolver.Resolve (without explain), answered from the cache
+// when the policies and the device are as they were.
+func (c *Cache) Resolve(d *Device, feature string) Resolution {
+	fp := fingerprint(d)
+	k := cacheKey{d.ID, feature}
+	c.mu.RLock()
+	e, ok := c.m[k]
+	r, gen := c.r, c.gen
+	c.mu.RUnlock()
+	if ok && e.gen == gen && e.fp == fp {
+		return e.res
+	}
+	res := r.Resolve(d, feature, false)
+	c.mu.Lock()
+	if c.gen == gen { // not if the policies changed meanwhile
+		c.m[k] = cacheEntry{gen: gen, fp: fp, res: res}
+	}
+	c.mu.Unlock()
+	return res
+}
+
+// Precompute resolves feature for every device on every core and caches
+// the results: what a server does when the policies change.
+func (c *Cache) Precompute(devs []Device, feature string) {
+	c.mu.RLock()
+	r, gen := c.r, c.gen
+	c.mu.RUnlock()
+	all := r.ResolveAll(devs, feature, 0)
+	fps := make([]string, len(devs))
+	for i := range devs {
+		fps[i] = fingerprint(&devs[i])
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	for i := range devs {
+		c.m[cacheKey{devs[i].ID, feature}] = cacheEntry{gen: gen, fp: fps[i], res: all[i]}
+	}
+}
+
+// Resolver is the resolver the cache answers from.
+func (c *Cache) Resolver() *Resolver {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.r
+}
+
+// fingerprint is everything of a device resolution reads, as one string:
+// equal fingerprints resolve alike under the same policies.
+func fingerprint(d *Device) string {
+	var b strings.Builder
+	for _, s := range []string{d.ID, d.OrgID, d.PartnerID, d.SiteID, d.OS, d.Hostname} {
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	for _, g := range d.GroupIDs {
+		b.WriteString(g)
+		b.WriteByte(1)
+	}
+	if len(d.Attributes) > 0 {
+		attrs, err := json.Marshal(d.Attributes) // map keys sorted: deterministic
+		if err != nil {
+			attrs = fmt.Appendf(nil, "%p", d) // not encodable: never equal to another
+		}
+		b.Write(attrs)
+	}
+	return b.String()
+}

@@ -1,0 +1,342 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The hierarchy of the resolution tests: partner P with organisations A
+// and B; A has sites S1 and S2 and groups G1 and G2; partner Q has
+// organisation C.
+const (
+	partnerP = "00000000-0000-4000-8000-0000000000a1"
+	partnerQ = "00000000-0000-4000-8000-0000000000a2"
+	orgA     = "00000000-0000-4000-8000-0000000000b1"
+	orgB     = "00000000-0000-4000-8000-0000000000b2"
+	orgC     = "00000000-0000-4000-8000-0000000000b3"
+	siteS1   = "00000000-0000-4000-8000-0000000000c1"
+	siteS2   = "00000000-0000-4000-8000-0000000000c2"
+	groupG1  = "00000000-0000-4000-8000-0000000000d1"
+	groupG2  = "00000000-0000-4000-8000-0000000000d2"
+	devX     = "00000000-0000-4000-8000-0000000000e1"
+	devY     = "00000000-0000-4000-8000-0000000000e2"
+)
+
+var t0 = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// pol is a policy of org A setting uacInterceptionEnabled to on, with the
+// assignments given.
+func pol(name string, on bool, as ...Assignment) Policy {
+	return Policy{ID: fmt.Sprintf("00000000-0000-4000-8000-%012x", len(name)*1000+int(name[0])), OrgID: orgA, Name: name, Active: true,
+		Features:    map[string]json.RawMessage{FeaturePAM: json.RawMessage(fmt.Sprintf(`{"uacInterceptionEnabled":%t}`, on))},
+		Assignments: as}
+}
+
+func at(l Level, target string, prio int, minute int) Assignment {
+	return Assignment{ID: fmt.Sprintf("%s-%s-%d-%d", l, target[len(target)-2:], prio, minute), Level: l, Target: target,
+		Priority: prio, CreatedAt: t0.Add(time.Duration(minute) * time.Minute)}
+}
+
+func with(p Policy, f func(*Policy)) Policy { f(&p); return p }
+
+// deviceX is in org A (partner P), site S1, group G1, a Windows laptop.
+func deviceX() *Device {
+	return &Device{ID: devX, OrgID: orgA, PartnerID: partnerP, SiteID: siteS1, GroupIDs: []string{groupG1}, OS: "windows",
+		Hostname: "lap-01", Attributes: map[string]any{"tags": []any{"laptop"}}}
+}
+
+func TestResolve(t *testing.T) {
+	bare := &Device{ID: devY, OrgID: orgA, PartnerID: partnerP} // no site, no group
+	two := deviceX()
+	two.GroupIDs = []string{groupG2, groupG1}
+	for _, c := range []struct {
+		name     string
+		policies []Policy
+		dev      *Device
+		winner   string // policy name; "" = none
+		source   string
+		on       bool // uacInterceptionEnabled, with the org's own flag unset
+		skipped  []string
+	}{
+		{"nothing assigned", nil, deviceX(), "", SourceDefault, false, nil},
+		{"device", []Policy{pol("dev", true, at(LevelDevice, devX, 0, 0))}, deviceX(), "dev", SourcePolicy, true, nil},
+		{"group", []Policy{pol("grp", true, at(LevelDeviceGroup, groupG1, 0, 0))}, deviceX(), "grp", SourcePolicy, true, nil},
+		{"site", []Policy{pol("site", true, at(LevelSite, siteS1, 0, 0))}, deviceX(), "site", SourcePolicy, true, nil},
+		{"org", []Policy{pol("org", true, at(LevelOrganization, orgA, 0, 0))}, deviceX(), "org", SourcePolicy, true, nil},
+		{"partner-wide policy at the partner", []Policy{with(pol("partner", true, at(LevelPartner, partnerP, 0, 0)),
+			func(p *Policy) { p.OrgID, p.PartnerID = "", partnerP })}, deviceX(), "partner", SourcePolicy, true, nil},
+		{"partner-wide policy at a site of the org", []Policy{with(pol("pw", true, at(LevelSite, siteS1, 0, 0)),
+			func(p *Policy) { p.OrgID, p.PartnerID = "", partnerP })}, deviceX(), "pw", SourcePolicy, true, nil},
+		{"an org policy at its partner reaches its devices", []Policy{pol("up", true, at(LevelPartner, partnerP, 0, 0))},
+			deviceX(), "up", SourcePolicy, true, nil},
+		{"the closest level wins over any priority", []Policy{
+			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
+			pol("site", false, at(LevelSite, siteS1, 99999, 0)),
+		}, deviceX(), "site", SourcePolicy, false, nil},
+		{"device beats group beats site", []Policy{
+			pol("grp", false, at(LevelDeviceGroup, groupG1, 0, 0)),
+			pol("dev", true, at(LevelDevice, devX, 50, 0)),
+			pol("site", false, at(LevelSite, siteS1, 0, 0)),
+		}, deviceX(), "dev", SourcePolicy, true, nil},
+		{"lower priority wins within a level", []Policy{
+			pol("p20", false, at(LevelSite, siteS1, 20, 0)),
+			pol("p10", true, at(LevelSite, siteS1, 10, 5)),
+		}, deviceX(), "p10", SourcePolicy, true, nil},
+		{"equal priority: the earlier assignment", []Policy{
+			pol("late", false, at(LevelSite, siteS1, 10, 9)),
+			pol("early", true, at(LevelSite, siteS1, 10, 1)),
+		}, deviceX(), "early", SourcePolicy, true, nil},
+		{"equal priority and time: the assignment id", []Policy{
+			pol("bbb", false, with1(at(LevelSite, siteS1, 10, 1), func(a *Assignment) { a.ID = "b" })),
+			pol("aaa", true, with1(at(LevelSite, siteS1, 10, 1), func(a *Assignment) { a.ID = "a" })),
+		}, deviceX(), "aaa", SourcePolicy, true, nil},
+		{"an inactive policy is passed over", []Policy{
+			with(pol("off", false, at(LevelDevice, devX, 0, 0)), func(p *Policy) { p.Active = false }),
+			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
+		}, deviceX(), "org", SourcePolicy, true, []string{"off: " + ReasonInactive}},
+		{"a closer policy without the feature does not shadow", []Policy{
+			with(pol("sw", false, at(LevelDevice, devX, 0, 0)), func(p *Policy) {
+				p.Features = map[string]json.RawMessage{FeatureSoftwarePolicy: json.RawMessage(`{"mode":"audit"}`)}
+			}),
+			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
+		}, deviceX(), "org", SourcePolicy, true, []string{"sw: " + ReasonFeatureNotSet}},
+		{"empty settings at the closest level: the org's fallback, not the next assignment", []Policy{
+			with(pol("empty", false, at(LevelSite, siteS1, 0, 0)), func(p *Policy) {
+				p.Features = map[string]json.RawMessage{FeaturePAM: json.RawMessage(`null`)}
+			}),
+			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
+		}, deviceX(), "empty", SourceOrgFallback, false, nil},
+		{"a condition that holds", []Policy{
+			pol("win", true, with1(at(LevelDevice, devX, 0, 0), func(a *Assignment) { a.Condition = `device.os == "windows" && "laptop" in device.tags` })),
+		}, deviceX(), "win", SourcePolicy, true, nil},
+		{"a condition that fails", []Policy{
+			pol("mac", false, with1(at(LevelDevice, devX, 0, 0), func(a *Assignment) { a.Condition = `device.os == "macos"` })),
+			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
+		}, deviceX(), "org", SourcePolicy, true, []string{"mac: " + ReasonConditionFalse}},
+		{"a condition reading an absent attribute does not apply", []Policy{
+			pol("role", false, with1(at(LevelSite, siteS1, 0, 0), func(a *Assignment) { a.Condition = `device.role == "kiosk"` })),
+			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
+		}, deviceX(), "org", SourcePolicy, true, []string{"role: " + ReasonConditionFailed}},
+		{"a condition that does not compile does not apply", []Policy{
+			pol("bad", false, with1(at(LevelSite, siteS1, 0, 0), func(a *Assignment) { a.Condition = `device.os ==` })),
+			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
+		}, deviceX(), "org", SourcePolicy, true, []string{"bad: " + ReasonConditionInvalid}},
+		{"conditions see the site and groups", []Policy{
+			pol("sg", true, with1(at(LevelOrganization, orgA, 0, 0), func(a *Assignment) {
+				a.Condition = `device.site == "` + siteS1 + `" && "` + groupG1 + `" in device.groups && device.hostname.startsWith("lap")`
+			})),
+		}, deviceX(), "sg", SourcePolicy, true, nil},
+		{"a device without site or group sees device, org and partner", []Policy{
+			pol("site", false, at(LevelSite, siteS1, 0, 0)),
+			pol("grp", false, at(LevelDeviceGroup, groupG1, 0, 0)),
+			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
+		}, bare, "org", SourcePolicy, true, nil},
+		{"two groups: the better priority of either", []Policy{
+			pol("g1", true, at(LevelDeviceGroup, groupG1, 5, 0)),
+			pol("g2", false, at(LevelDeviceGroup, groupG2, 7, 0)),
+		}, two, "g1", SourcePolicy, true, nil},
+		{"another org's policy never reaches the device, wherever assigned", []Policy{
+			with(pol("theirs", false, at(LevelDevice, devX, 0, 0), at(LevelSite, siteS1, 0, 0), at(LevelOrganization, orgA, 0, 0),
+				at(LevelPartner, partnerP, 0, 0)), func(p *Policy) { p.OrgID = orgB }),
+			pol("org", true, at(LevelOrganization, orgA, 5, 0)),
+		}, deviceX(), "org", SourcePolicy, true, nil},
+		{"another partner's policy neither", []Policy{
+			with(pol("q", false, at(LevelPartner, partnerP, 0, 0), at(LevelDevice, devX, 0, 0)),
+				func(p *Policy) { p.OrgID, p.PartnerID = "", partnerQ }),
+		}, deviceX(), "", SourceDefault, false, nil},
+		{"targets match case-insensitively", []Policy{pol("dev", true, at(LevelDevice, strings.ToUpper(devX), 0, 0))},
+			deviceX(), "dev", SourcePolicy, true, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := NewResolver(c.policies)
+			res := r.Resolve(c.dev, FeaturePAM, true)
+			got := ""
+			if res.Winner != nil {
+				got = res.Winner.PolicyName
+			}
+			if got != c.winner || res.Source != c.source {
+				t.Fatalf("winner %q (%s), want %q (%s)", got, res.Source, c.winner, c.source)
+			}
+			on, err := PamSettings(res, nil)
+			if err != nil || on != c.on {
+				t.Fatalf("uacInterceptionEnabled %v (%v), want %v", on, err, c.on)
+			}
+			var skipped []string
+			for _, s := range res.Skipped {
+				reason, _, _ := strings.Cut(s.Reason, ":")
+				skipped = append(skipped, s.PolicyName+": "+reason)
+			}
+			if !reflect.DeepEqual(skipped, c.skipped) {
+				t.Fatalf("skipped %q, want %q", skipped, c.skipped)
+			}
+			if quiet := r.Resolve(c.dev, FeaturePAM, false); quiet.Skipped != nil || quiet.Source != res.Source {
+				t.Fatalf("without explain: %+v", quiet)
+			}
+			if res.Source == SourcePolicy && res.Policy == nil {
+				t.Fatal("no policy with the winner")
+			}
+		})
+	}
+}
+
+func with1(a Assignment, f func(*Assignment)) Assignment { f(&a); return a }
+
+// The org's own flag is the fallback when nothing applies and when the
+// winner's settings are empty; a malformed winning setting is off.
+func TestPamSettingsFallback(t *testing.T) {
+	on, off := true, false
+	empty := with(pol("empty", false, at(LevelSite, siteS1, 0, 0)), func(p *Policy) {
+		p.Features = map[string]json.RawMessage{FeaturePAM: json.RawMessage(`null`)}
+	})
+	for _, c := range []struct {
+		name     string
+		policies []Policy
+		org      *bool
+		want     bool
+		err      bool
+	}{
+		{"nothing assigned, org on", nil, &on, true, false},
+		{"nothing assigned, org off", nil, &off, false, false},
+		{"nothing assigned, org unset", nil, nil, false, false},
+		{"empty winner, org on", []Policy{empty}, &on, true, false},
+		{"winner off beats org on", []Policy{pol("p", false, at(LevelSite, siteS1, 0, 0))}, &on, false, false},
+		{"winner without the flag: off", []Policy{with(pol("p", false, at(LevelSite, siteS1, 0, 0)), func(p *Policy) {
+			p.Features = map[string]json.RawMessage{FeaturePAM: json.RawMessage(`{}`)}
+		})}, &on, false, false},
+		{"malformed winner: off, not the org's", []Policy{with(pol("p", false, at(LevelSite, siteS1, 0, 0)), func(p *Policy) {
+			p.Features = map[string]json.RawMessage{FeaturePAM: json.RawMessage(`{"uacInterceptionEnabled":"yes"}`)}
+		})}, &on, false, true},
+	} {
+		got, err := PamSettings(NewResolver(c.policies).Resolve(deviceX(), FeaturePAM, false), c.org)
+		if got != c.want || (err != nil) != c.err {
+			t.Errorf("%s: %v (%v), want %v", c.name, got, err, c.want)
+		}
+	}
+}
+
+// Resolution is per feature: the winner for pam need not be the winner for
+// software policies.
+func TestResolvePerFeature(t *testing.T) {
+	sw := with(pol("sw", false, at(LevelDevice, devX, 0, 0)), func(p *Policy) {
+		p.Features = map[string]json.RawMessage{FeatureSoftwarePolicy: json.RawMessage(`{"mode":"blocklist"}`)}
+	})
+	r := NewResolver([]Policy{sw, pol("org", true, at(LevelOrganization, orgA, 0, 0))})
+	if res := r.Resolve(deviceX(), FeatureSoftwarePolicy, false); res.Winner == nil || res.Winner.PolicyName != "sw" {
+		t.Fatalf("software: %+v", res)
+	}
+	if res := r.Resolve(deviceX(), FeaturePAM, false); res.Winner == nil || res.Winner.PolicyName != "org" {
+		t.Fatalf("pam: %+v", res)
+	}
+}
+
+func TestResolveAllAgrees(t *testing.T) {
+	var ps []Policy
+	var devs []Device
+	for i := range 40 {
+		p := pol(fmt.Sprintf("p%02d", i), i%2 == 0, at(LevelSite, siteS1, i%5, i), at(LevelDeviceGroup, groupG2, i%3, i))
+		if i%4 == 0 {
+			p.Assignments[0].Condition = fmt.Sprintf(`device.hostname == "h%d"`, i%7)
+		}
+		ps = append(ps, p)
+	}
+	for i := range 1000 {
+		d := *deviceX()
+		d.ID, d.Hostname = fmt.Sprintf("00000000-0000-4000-8000-%012d", i), fmt.Sprintf("h%d", i%7)
+		if i%3 == 0 {
+			d.GroupIDs = []string{groupG2}
+		}
+		devs = append(devs, d)
+	}
+	r := NewResolver(ps)
+	all := r.ResolveAll(devs, FeaturePAM, 3)
+	for i := range devs {
+		if one := r.Resolve(&devs[i], FeaturePAM, false); !reflect.DeepEqual(one, all[i]) {
+			t.Fatalf("device %d: %+v, alone %+v", i, all[i], one)
+		}
+	}
+}
+
+func TestCacheInvalidation(t *testing.T) {
+	cond := pol("laptops", true, with1(at(LevelDevice, devX, 0, 0), func(a *Assignment) { a.Condition = `"laptop" in device.tags` }))
+	org := pol("org", false, at(LevelOrganization, orgA, 0, 0))
+	c := NewCache([]Policy{cond, org})
+	name := func(res Resolution) string {
+		if res.Winner == nil {
+			return ""
+		}
+		return res.Winner.PolicyName
+	}
+	d := deviceX()
+	if got := name(c.Resolve(d, FeaturePAM)); got != "laptops" {
+		t.Fatalf("first: %q", got)
+	}
+	// The device changes: its tags no longer hold the condition.
+	d.Attributes = map[string]any{"tags": []any{"desktop"}}
+	if got := name(c.Resolve(d, FeaturePAM)); got != "org" {
+		t.Fatalf("after the device changed: %q", got)
+	}
+	// So does its site: nothing of the cache is stale.
+	d.Attributes = map[string]any{"tags": []any{"laptop"}}
+	if got := name(c.Resolve(d, FeaturePAM)); got != "laptops" {
+		t.Fatalf("changed back: %q", got)
+	}
+	// The policies change.
+	c.SetPolicies([]Policy{org})
+	if got := name(c.Resolve(d, FeaturePAM)); got != "org" {
+		t.Fatalf("after the policies changed: %q", got)
+	}
+	// Precompute fills the cache with what Resolve gives.
+	devs := []Device{*deviceX(), *deviceX()}
+	devs[1].ID = devY
+	c.SetPolicies([]Policy{cond, org})
+	c.Precompute(devs, FeaturePAM)
+	for i := range devs {
+		if got, want := c.Resolve(&devs[i], FeaturePAM), c.Resolver().Resolve(&devs[i], FeaturePAM, false); !reflect.DeepEqual(got, want) {
+			t.Fatalf("device %d: cached %+v, resolved %+v", i, got, want)
+		}
+	}
+	c.Forget(devX)
+	if got := name(c.Resolve(&devs[0], FeaturePAM)); got != "laptops" {
+		t.Fatalf("after Forget: %q", got)
+	}
+}
+
+// Concurrent resolutions while the policies change see one policy set or
+// the other, never a mix, and never a stale answer after the change.
+func TestCacheConcurrent(t *testing.T) {
+	a := []Policy{pol("a", true, at(LevelOrganization, orgA, 0, 0))}
+	b := []Policy{pol("b", false, at(LevelOrganization, orgA, 0, 0))}
+	c := NewCache(a)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			d := deviceX()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res := c.Resolve(d, FeaturePAM)
+				if res.Winner == nil || res.Winner.PolicyName != "a" && res.Winner.PolicyName != "b" {
+					t.Error("no winner")
+					return
+				}
+			}
+		})
+	}
+	for i := range 200 {
+		c.SetPolicies([][]Policy{a, b}[i%2])
+	}
+	close(stop)
+	wg.Wait()
+	if res := c.Resolve(deviceX(), FeaturePAM); res.Winner.PolicyName != "b" {
+		t.Fatalf("after the last change: %q", res.Winner.PolicyName)
+	}
+}
