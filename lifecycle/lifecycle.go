@@ -86,7 +86,9 @@ type Config struct {
 	// PendingTTL is how long a request may stay pending before the sweep
 	// expires it (default 15 minutes, counted from requestedAt).
 	PendingTTL time.Duration
-	// Bridge resolves a device's software policies for uac requests.
+	// Bridge resolves a device's software policies for uac requests; nil
+	// means the software policy the device resolves to through the stored
+	// configuration policies.
 	Bridge BridgeFunc
 }
 
@@ -100,6 +102,7 @@ type Service struct {
 	mu    sync.Mutex
 	cache map[string]*compiled // org → rule set at a version
 	files atomic.Pointer[fileSet]
+	pol   policyState
 }
 
 type compiled struct {
@@ -226,6 +229,9 @@ func New(c Config) *Service {
 	}
 	if s.ttl <= 0 {
 		s.ttl = DefaultPendingTTL
+	}
+	if s.bridge == nil {
+		s.bridge = s.softwareBridge
 	}
 	return s
 }

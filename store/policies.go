@@ -1,7 +1,9 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 
 	"github.com/elevate-pam/elevate/policy"
 )
@@ -27,7 +29,8 @@ func (tx *Tx) PutPolicy(p *policy.Policy) error {
 		return err
 	}
 	tx.set(key(pPolicy, id[:]), b)
-	return nil
+	_, err = tx.bumpVersion(NilID)
+	return err
 }
 
 // DeletePolicy removes a policy; ErrNotFound if absent.
@@ -43,10 +46,27 @@ func (tx *Tx) DeletePolicy(id string) error {
 		return ErrNotFound
 	}
 	tx.del(k)
-	return nil
+	_, err = tx.bumpVersion(NilID)
+	return err
 }
 
 // Policies lists every configuration policy.
 func (s *Snapshot) Policies() ([]policy.Policy, error) {
 	return listJSON[policy.Policy](s.r, []byte{pPolicy})
+}
+
+// PolicyVersion is the version of the set of configuration policies: it
+// moves with every write of one (0 before any), so what is built from the
+// policies can be kept until it moves. It is kept beside the
+// organisations' rule-set versions, under the nil id no organisation has.
+func (s *Snapshot) PolicyVersion() (uint64, error) {
+	k := key(pVersion, NilID[:])
+	v, ok, err := s.r.get(k)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, corrupt(k, fmt.Errorf("bad version"))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
