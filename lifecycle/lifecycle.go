@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/elevate-pam/elevate/engine"
+	"github.com/elevate-pam/elevate/policy"
 	"github.com/elevate-pam/elevate/store"
 )
 
@@ -127,6 +128,10 @@ type FileOrg struct {
 	// UACInterception the pam feature's org-level fallback they set.
 	Config          *engine.OrgConfig
 	UACInterception *bool
+	// Policies are the configuration policies the files declare, each
+	// with FileOrg set (policy.AnyOrg when the files name no
+	// organisation).
+	Policies []policy.Policy
 }
 
 type fileSet struct {

@@ -10,48 +10,97 @@ import (
 	"github.com/elevate-pam/elevate/store"
 )
 
-// policyState is the configuration policies the service resolves from,
-// built again when the store's policy version moves.
+// policyState is the configuration policies the service resolves from:
+// the stored ones and the rule files', built again when the store's policy
+// version or the rule files' generation moves.
 type policyState struct {
 	mu    sync.Mutex
 	ver   uint64
+	gen   uint64
+	named bool // some policy comes from rule files, whose targets may be names
 	cache *policy.Cache
 }
 
-// policies returns the resolution cache for the policies sn holds.
-func (s *Service) policies(sn *store.Snapshot) (*policy.Cache, error) {
+// policies returns the resolution cache for the policies sn holds and the
+// rule files give, and whether devices need their places' names.
+func (s *Service) policies(sn *store.Snapshot) (*policy.Cache, bool, error) {
 	ver, err := sn.PolicyVersion()
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	var files []FileOrg
+	var gen uint64
+	if fs := s.files.Load(); fs != nil {
+		files, gen = fs.orgs, fs.gen
 	}
 	s.pol.mu.Lock()
 	defer s.pol.mu.Unlock()
-	if s.pol.cache != nil && s.pol.ver == ver {
-		return s.pol.cache, nil
+	if s.pol.cache != nil && s.pol.ver == ver && s.pol.gen == gen {
+		return s.pol.cache, s.pol.named, nil
 	}
 	ps, err := sn.Policies()
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	named := false
+	for _, f := range files {
+		ps = append(ps, f.Policies...)
+		named = named || len(f.Policies) > 0
 	}
 	if s.pol.cache == nil {
 		s.pol.cache = policy.NewCache(ps)
 	} else {
 		s.pol.cache.SetPolicies(ps)
 	}
-	s.pol.ver = ver
-	return s.pol.cache, nil
+	s.pol.ver, s.pol.gen, s.pol.named = ver, gen, named
+	return s.pol.cache, named, nil
 }
 
 // PolicyDevice is a stored device as resolution sees it: its organisation
 // gives its partner; its stored attributes are what conditions read
-// besides its own fields.
-func PolicyDevice(dev *store.Device, org *store.Org) *policy.Device {
+// besides its own fields. With named, the names of its organisation,
+// partner, site and groups are read too, for rule-file policies that
+// target them by name.
+func PolicyDevice(sn *store.Snapshot, dev *store.Device, org *store.Org, named bool) (*policy.Device, error) {
 	d := &policy.Device{ID: dev.ID, OrgID: dev.OrgID, SiteID: dev.SiteID, GroupIDs: dev.GroupIDs, OS: dev.OS,
-		Hostname: dev.Hostname, Attributes: dev.Attributes}
-	if org != nil {
-		d.PartnerID = org.PartnerID
+		Hostname: dev.Hostname, Attributes: dev.Attributes, OrgName: org.Name, PartnerID: org.PartnerID}
+	if !named {
+		return d, nil
 	}
-	return d
+	if org.PartnerID != "" {
+		ps, err := sn.Partners()
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			if sameID(p.ID, org.PartnerID) {
+				d.PartnerName = p.Name
+			}
+		}
+	}
+	if dev.SiteID != "" {
+		site, err := sn.Site(dev.OrgID, dev.SiteID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if site != nil {
+			d.SiteName = site.Name
+		}
+	}
+	if len(dev.GroupIDs) > 0 {
+		gs, err := sn.DeviceGroups(dev.OrgID)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range gs {
+			for _, id := range dev.GroupIDs {
+				if sameID(g.ID, id) {
+					d.GroupNames = append(d.GroupNames, g.Name)
+				}
+			}
+		}
+	}
+	return d, nil
 }
 
 // Resolved is a device's resolution of one feature, with the device and
@@ -79,11 +128,14 @@ func (s *Service) ResolvePolicy(deviceID, feature string, explain bool) (*Resolv
 		if err != nil {
 			return err
 		}
-		c, err := s.policies(sn)
+		c, named, err := s.policies(sn)
 		if err != nil {
 			return err
 		}
-		d := PolicyDevice(dev, org)
+		d, err := PolicyDevice(sn, dev, org, named)
+		if err != nil {
+			return err
+		}
 		if explain {
 			out.Resolution = c.Resolver().Resolve(d, feature, true)
 		} else {
@@ -109,8 +161,24 @@ func (s *Service) PamSettings(deviceID string) (uacInterceptionEnabled bool, r *
 	if err != nil {
 		return false, nil, err
 	}
-	on, err := policy.PamSettings(r.Resolution, r.Org.UacInterceptionEnabled)
+	on, err := policy.PamSettings(r.Resolution, s.uacFallback(r.Org))
 	return on, r, err
+}
+
+// uacFallback is the organisation's own pam setting: set over the API,
+// else by the rule files' settings, else nil (off).
+func (s *Service) uacFallback(o *store.Org) *bool {
+	if o.UacInterceptionEnabled != nil {
+		return o.UacInterceptionEnabled
+	}
+	fos, _ := s.fileOrgs(o)
+	var v *bool
+	for _, f := range fos {
+		if f.UACInterception != nil {
+			v = f.UACInterception
+		}
+	}
+	return v
 }
 
 // softwareBridge is the default BridgeFunc: the software policy the
@@ -123,11 +191,15 @@ func (s *Service) softwareBridge(dev *store.Device) (*engine.Bridge, error) {
 		if err != nil {
 			return err
 		}
-		c, err := s.policies(sn)
+		c, named, err := s.policies(sn)
 		if err != nil {
 			return err
 		}
-		res = c.Resolve(PolicyDevice(dev, org), policy.FeatureSoftwarePolicy)
+		d, err := PolicyDevice(sn, dev, org, named)
+		if err != nil {
+			return err
+		}
+		res = c.Resolve(d, policy.FeatureSoftwarePolicy)
 		return nil
 	})
 	if err != nil {

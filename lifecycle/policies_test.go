@@ -136,3 +136,41 @@ func TestPamSettingsOfADevice(t *testing.T) {
 		t.Fatal("an unknown feature resolved")
 	}
 }
+
+// Rule-file policies resolve beside stored ones, their targets by name;
+// a reload of the files is seen at once, and the files' own uac setting is
+// the fallback when the organisation has none.
+func TestRuleFilePolicies(t *testing.T) {
+	f := newFixture(t)
+	on := true
+	filePol := func(org, name string, uac bool, as ...policy.Assignment) policy.Policy {
+		return policy.Policy{ID: store.NewID(t0), FileOrg: org, Name: name, Active: true,
+			Features:    map[string]json.RawMessage{policy.FeaturePAM: json.RawMessage(`{"uacInterceptionEnabled":` + map[bool]string{true: "true", false: "false"}[uac] + `}`)},
+			Assignments: as}
+	}
+	f.svc.SetFileRules([]FileOrg{{Org: "acme", UACInterception: &on}})
+	if got, r, err := f.svc.PamSettings(f.device); err != nil || !got || r.Source != policy.SourceDefault {
+		t.Fatalf("the files' fallback: %v %+v %v", got, r, err)
+	}
+	f.svc.SetFileRules([]FileOrg{{Org: "acme", UACInterception: &on, Policies: []policy.Policy{
+		filePol("ACME", "hq off", false, policy.Assignment{Level: policy.LevelSite, Target: "hq"}),
+	}}})
+	got, r, err := f.svc.PamSettings(f.device)
+	if err != nil || got || r.Winner == nil || r.Winner.PolicyName != "hq off" {
+		t.Fatalf("site by name: %v %+v %v", got, r, err)
+	}
+	// A stored device-level policy is closer than the file's site.
+	f.putPolicy(t, policy.Policy{OrgID: f.org, Name: "this one on", Active: true,
+		Features:    map[string]json.RawMessage{policy.FeaturePAM: json.RawMessage(`{"uacInterceptionEnabled":true}`)},
+		Assignments: []policy.Assignment{{ID: store.NewID(t0), Level: policy.LevelDevice, Target: f.device, CreatedAt: t0}}})
+	if got, r, _ := f.svc.PamSettings(f.device); !got || r.Winner.PolicyName != "this one on" {
+		t.Fatalf("stored device policy: %v %+v", got, r)
+	}
+	// Files for another organisation reach nothing here.
+	f.svc.SetFileRules([]FileOrg{{Org: "globex", Policies: []policy.Policy{
+		filePol("globex", "theirs", false, policy.Assignment{Level: policy.LevelDevice, Target: "WIN-ACCT-04"}),
+	}}})
+	if ex, err := f.svc.ResolvePolicy(f.device, policy.FeaturePAM, true); err != nil || ex.Winner.PolicyName != "this one on" || len(ex.Skipped) != 0 {
+		t.Fatalf("another org's files: %+v %v", ex, err)
+	}
+}

@@ -107,7 +107,17 @@ type Policy struct {
 	Assignments []Assignment               `json:"assignments"`
 	CreatedAt   time.Time                  `json:"createdAt,omitzero"`
 	UpdatedAt   time.Time                  `json:"updatedAt,omitzero"`
+	// FileOrg is set on policies from rule files instead of OrgID: the
+	// organisation the files give the policy to, by id or name, or
+	// AnyOrg. Such a policy's targets may be names. It is never read from
+	// or written to JSON, so only rule files can make one.
+	FileOrg string `json:"-"`
 }
+
+// AnyOrg as a FileOrg gives a rule-file policy to every organisation (a
+// repository that names none): its targets still only match the device's
+// own organisation, sites, groups and itself.
+const AnyOrg = "*"
 
 // UnmarshalJSON applies the create default (active true) when the document
 // leaves it out.

@@ -28,6 +28,10 @@ type Device struct {
 	// groups, os, hostname) are set from the fields above and win over an
 	// attribute of the same name.
 	Attributes map[string]any
+	// The names of the device's places, for rule-file policies, whose
+	// targets may be names (the device's own name is its hostname).
+	OrgName, PartnerName, SiteName string
+	GroupNames                     []string
 }
 
 // ConditionInput is what an assignment condition sees as `device`.
@@ -217,6 +221,9 @@ func compileConditionCached(src string) (cel.Program, error) {
 // device's organisation, or it is partner-wide for the device's partner.
 // Any other policy is invisible to the device, whatever it is assigned to.
 func owns(p *Policy, d *Device) bool {
+	if p.FileOrg != "" {
+		return p.FileOrg == AnyOrg || strings.EqualFold(p.FileOrg, d.OrgID) || d.OrgName != "" && strings.EqualFold(p.FileOrg, d.OrgName)
+	}
 	if p.OrgID != "" {
 		return strings.EqualFold(p.OrgID, d.OrgID)
 	}
@@ -237,28 +244,19 @@ func (r *Resolver) Resolve(d *Device, feature string, explain bool) Resolution {
 // has built it already (nil: built on first need).
 func (r *Resolver) resolve(d *Device, feature string, explain bool, input map[string]any) Resolution {
 	res := Resolution{Feature: feature, Source: SourceDefault}
-	var groupBuf []*candidate
 	for _, lv := range []Level{LevelDevice, LevelDeviceGroup, LevelSite, LevelOrganization, LevelPartner} {
 		var cs []*candidate
 		switch lv {
 		case LevelDevice:
-			cs = r.at(lv, d.ID)
+			cs = r.atAny(lv, nil, d.ID, d.Hostname)
 		case LevelDeviceGroup:
-			if len(d.GroupIDs) == 1 {
-				cs = r.at(lv, d.GroupIDs[0])
-				break
-			}
-			for _, g := range d.GroupIDs {
-				groupBuf = append(groupBuf, r.at(lv, g)...)
-			}
-			slices.SortFunc(groupBuf, precedence)
-			cs = slices.Compact(groupBuf) // a device listed in a group twice
+			cs = r.atAny(lv, d.GroupNames, d.GroupIDs...)
 		case LevelSite:
-			cs = r.at(lv, d.SiteID)
+			cs = r.atAny(lv, nil, d.SiteID, d.SiteName)
 		case LevelOrganization:
-			cs = r.at(lv, d.OrgID)
+			cs = r.atAny(lv, nil, d.OrgID, d.OrgName)
 		case LevelPartner:
-			cs = r.at(lv, d.PartnerID)
+			cs = r.atAny(lv, nil, d.PartnerID, d.PartnerName)
 		}
 		for _, c := range cs {
 			if !owns(c.p, d) {
@@ -309,6 +307,35 @@ func (r *Resolver) at(lv Level, id string) []*candidate {
 		return nil
 	}
 	return r.byTarget[target{lv, lower(id)}]
+}
+
+// atAny is the assignments at a level targeting any of the ids or names,
+// in precedence order, each once.
+func (r *Resolver) atAny(lv Level, names []string, ids ...string) []*candidate {
+	var first []*candidate
+	var merged []*candidate
+	n := 0
+	for _, list := range [][]string{ids, names} {
+		for _, id := range list {
+			cs := r.at(lv, id)
+			if len(cs) == 0 {
+				continue
+			}
+			if n++; n == 1 {
+				first = cs
+				continue
+			}
+			if n == 2 {
+				merged = append(merged, first...)
+			}
+			merged = append(merged, cs...)
+		}
+	}
+	if n <= 1 {
+		return first // the usual case: no copy
+	}
+	slices.SortFunc(merged, precedence)
+	return slices.Compact(merged) // one assignment targeting a node by id and name
 }
 
 func applied(c *candidate) Applied {
@@ -465,13 +492,16 @@ func (c *Cache) Resolver() *Resolver {
 // equal fingerprints resolve alike under the same policies.
 func fingerprint(d *Device) string {
 	var b strings.Builder
-	for _, s := range []string{d.ID, d.OrgID, d.PartnerID, d.SiteID, d.OS, d.Hostname} {
+	for _, s := range []string{d.ID, d.OrgID, d.PartnerID, d.SiteID, d.OS, d.Hostname, d.OrgName, d.PartnerName, d.SiteName} {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
-	for _, g := range d.GroupIDs {
-		b.WriteString(g)
-		b.WriteByte(1)
+	for _, list := range [][]string{d.GroupIDs, d.GroupNames} {
+		for _, g := range list {
+			b.WriteString(g)
+			b.WriteByte(1)
+		}
+		b.WriteByte(2)
 	}
 	if len(d.Attributes) > 0 {
 		attrs, err := json.Marshal(d.Attributes) // map keys sorted: deterministic

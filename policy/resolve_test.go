@@ -340,3 +340,51 @@ func TestCacheConcurrent(t *testing.T) {
 		t.Fatalf("after the last change: %q", res.Winner.PolicyName)
 	}
 }
+
+// Rule-file policies name their organisation and targets by id or name;
+// one given to every organisation still only reaches a device through
+// its own places.
+func TestResolveRuleFilePolicies(t *testing.T) {
+	named := deviceX()
+	named.OrgName, named.SiteName, named.GroupNames, named.PartnerName = "Acme", "HQ", []string{"Laptops"}, "MSP"
+	file := func(org, name string, on bool, as ...Assignment) Policy {
+		p := pol(name, on, as...)
+		p.OrgID, p.FileOrg = "", org
+		return p
+	}
+	for _, c := range []struct {
+		name     string
+		policies []Policy
+		winner   string
+	}{
+		{"site by name", []Policy{file("acme", "hq", true, at(LevelSite, "hq", 0, 0))}, "hq"},
+		{"group by name beats site by id", []Policy{
+			file("acme", "site", false, at(LevelSite, siteS1, 0, 0)),
+			file("acme", "laptops", true, at(LevelDeviceGroup, "LAPTOPS", 0, 0)),
+		}, "laptops"},
+		{"the device by hostname", []Policy{file("acme", "lap", true, at(LevelDevice, "lap-01", 0, 0))}, "lap"},
+		{"org by name, file org by id", []Policy{file(orgA, "org", true, at(LevelOrganization, "acme", 0, 0))}, "org"},
+		{"partner by name", []Policy{file("acme", "msp", true, at(LevelPartner, "msp", 0, 0))}, "msp"},
+		{"a file policy of another organisation", []Policy{file("globex", "theirs", true, at(LevelSite, "hq", 0, 0))}, ""},
+		{"every organisation, through the device's own site", []Policy{file(AnyOrg, "all", true, at(LevelSite, "hq", 0, 0))}, "all"},
+		{"every organisation, but another org's name", []Policy{file(AnyOrg, "all", true, at(LevelOrganization, "globex", 0, 0))}, ""},
+		{"by id and by name: one assignment each, in precedence order", []Policy{
+			file("acme", "by-name", true, at(LevelSite, "HQ", 5, 0)),
+			file("acme", "by-id", false, at(LevelSite, siteS1, 1, 0)),
+		}, "by-id"},
+	} {
+		res := NewResolver(c.policies).Resolve(named, FeaturePAM, true)
+		got := ""
+		if res.Winner != nil {
+			got = res.Winner.PolicyName
+		}
+		if got != c.winner {
+			t.Errorf("%s: winner %q, want %q", c.name, got, c.winner)
+		}
+	}
+	// A JSON policy can never be a rule-file one.
+	var p Policy
+	if err := json.Unmarshal([]byte(`{"name":"x","FileOrg":"*","fileOrg":"*"}`), &p); err != nil || p.FileOrg != "" {
+		t.Fatalf("FileOrg from JSON: %q %v", p.FileOrg, err)
+	}
+}
