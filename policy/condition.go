@@ -151,7 +151,13 @@ func EvalCondition(prg cel.Program, device map[string]any) (bool, error) {
 	if device == nil {
 		device = map[string]any{}
 	}
-	out, _, err := prg.Eval(map[string]any{"device": device})
+	return evalCondition(prg, map[string]any{"device": device})
+}
+
+// evalCondition runs a condition on a prepared input: the variables as a
+// map, or an activation made once for several conditions.
+func evalCondition(prg cel.Program, vars any) (bool, error) {
+	out, _, err := prg.Eval(vars)
 	if err != nil {
 		return false, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/interpreter"
 )
 
 // Device is a device as resolution sees it: where it sits in the hierarchy
@@ -38,26 +39,20 @@ type Device struct {
 func (d *Device) ConditionInput() map[string]any {
 	m := make(map[string]any, len(d.Attributes)+7)
 	for k, v := range d.Attributes {
-		m[k] = v
-	}
-	set := func(k, v string) {
-		if v != "" {
+		switch k {
+		case "id", "org", "partner", "site", "os", "hostname", "groups":
+			// the device's own fields, below
+		default:
 			m[k] = v
-		} else {
-			delete(m, k) // absent, so has(device.k) is false
 		}
 	}
-	set("id", d.ID)
-	set("org", d.OrgID)
-	set("partner", d.PartnerID)
-	set("site", d.SiteID)
-	set("os", d.OS)
-	set("hostname", d.Hostname)
-	groups := make([]any, len(d.GroupIDs))
-	for i, g := range d.GroupIDs {
-		groups[i] = g
+	for _, f := range [...]struct{ k, v string }{{"id", d.ID}, {"org", d.OrgID}, {"partner", d.PartnerID}, {"site", d.SiteID},
+		{"os", d.OS}, {"hostname", d.Hostname}} {
+		if f.v != "" { // else absent, so has(device.k) is false
+			m[f.k] = f.v
+		}
 	}
-	m["groups"] = groups
+	m["groups"] = d.GroupIDs
 	return m
 }
 
@@ -119,7 +114,9 @@ const (
 // Resolver resolves features for devices from a fixed set of policies. It
 // is safe for concurrent use; build a new one when the policies change.
 type Resolver struct {
-	byTarget map[target][]*candidate // each list in precedence order
+	byTarget map[target]int32 // → index in lists
+	lists    [][]*candidate   // each in precedence order, all in one backing array
+	named    bool             // some policy is a rule file's: targets may be names
 	policies int
 }
 
@@ -150,10 +147,15 @@ func NewResolver(policies []Policy) *Resolver {
 	for i := range ps {
 		n += len(ps[i].Assignments)
 	}
-	r := &Resolver{byTarget: make(map[target][]*candidate, n), policies: len(policies)}
+	r := &Resolver{byTarget: make(map[target]int32, n), policies: len(policies)}
+	// Two passes: number the targets and count their assignments, then
+	// lay every list out in one array.
 	cands := make([]candidate, 0, n)
+	list := make([]int32, 0, n) // cands[i] goes to list list[i]
+	var counts []int32
 	for i := range ps {
 		p := &ps[i]
+		r.named = r.named || p.FileOrg != ""
 		for j := range p.Assignments {
 			a := &p.Assignments[j]
 			cands = append(cands, candidate{p: p, a: a, prio: a.Priority, created: a.CreatedAt.UnixNano(), aid: a.ID, pid: p.ID})
@@ -162,10 +164,27 @@ func NewResolver(policies []Policy) *Resolver {
 				c.prg, c.condErr = compileConditionCached(a.Condition)
 			}
 			k := target{a.Level, lower(a.Target)}
-			r.byTarget[k] = append(r.byTarget[k], c)
+			li, ok := r.byTarget[k]
+			if !ok {
+				li = int32(len(counts))
+				r.byTarget[k] = li
+				counts = append(counts, 0)
+			}
+			counts[li]++
+			list = append(list, li)
 		}
 	}
-	for _, cs := range r.byTarget {
+	flat := make([]*candidate, len(cands))
+	r.lists = make([][]*candidate, len(counts))
+	off := int32(0)
+	for li, n := range counts {
+		r.lists[li] = flat[off:off : off+n]
+		off += n
+	}
+	for i := range cands {
+		r.lists[list[i]] = append(r.lists[list[i]], &cands[i])
+	}
+	for _, cs := range r.lists {
 		if len(cs) > 1 {
 			slices.SortFunc(cs, precedence)
 		}
@@ -242,20 +261,33 @@ func (r *Resolver) Resolve(d *Device, feature string, explain bool) Resolution {
 
 // resolve is Resolve with the device's condition input, when the caller
 // has built it already (nil: built on first need).
-func (r *Resolver) resolve(d *Device, feature string, explain bool, input map[string]any) Resolution {
+func (r *Resolver) resolve(d *Device, feature string, explain bool, input interpreter.Activation) Resolution {
 	res := Resolution{Feature: feature, Source: SourceDefault}
 	for _, lv := range []Level{LevelDevice, LevelDeviceGroup, LevelSite, LevelOrganization, LevelPartner} {
 		var cs []*candidate
-		switch lv {
-		case LevelDevice:
+		switch {
+		case !r.named: // ids only
+			switch lv {
+			case LevelDevice:
+				cs = r.at(lv, d.ID)
+			case LevelDeviceGroup:
+				cs = r.atAny(lv, nil, d.GroupIDs...)
+			case LevelSite:
+				cs = r.at(lv, d.SiteID)
+			case LevelOrganization:
+				cs = r.at(lv, d.OrgID)
+			case LevelPartner:
+				cs = r.at(lv, d.PartnerID)
+			}
+		case lv == LevelDevice:
 			cs = r.atAny(lv, nil, d.ID, d.Hostname)
-		case LevelDeviceGroup:
+		case lv == LevelDeviceGroup:
 			cs = r.atAny(lv, d.GroupNames, d.GroupIDs...)
-		case LevelSite:
+		case lv == LevelSite:
 			cs = r.atAny(lv, nil, d.SiteID, d.SiteName)
-		case LevelOrganization:
+		case lv == LevelOrganization:
 			cs = r.atAny(lv, nil, d.OrgID, d.OrgName)
-		case LevelPartner:
+		case lv == LevelPartner:
 			cs = r.atAny(lv, nil, d.PartnerID, d.PartnerName)
 		}
 		for _, c := range cs {
@@ -273,9 +305,13 @@ func (r *Resolver) resolve(d *Device, feature string, explain bool, input map[st
 				reason = ReasonConditionInvalid + ": " + c.condErr.Error()
 			case c.prg != nil:
 				if input == nil {
-					input = d.ConditionInput()
+					var err error
+					if input, err = interpreter.NewActivation(map[string]any{"device": d.ConditionInput()}); err != nil {
+						reason = ReasonConditionFailed + ": " + err.Error()
+						break
+					}
 				}
-				ok, err := EvalCondition(c.prg, input)
+				ok, err := evalCondition(c.prg, input)
 				switch {
 				case err != nil:
 					reason = ReasonConditionFailed + ": " + err.Error()
@@ -306,7 +342,11 @@ func (r *Resolver) at(lv Level, id string) []*candidate {
 	if id == "" {
 		return nil
 	}
-	return r.byTarget[target{lv, lower(id)}]
+	li, ok := r.byTarget[target{lv, lower(id)}]
+	if !ok {
+		return nil
+	}
+	return r.lists[li]
 }
 
 // atAny is the assignments at a level targeting any of the ids or names,
