@@ -178,7 +178,7 @@ func NewResolver(policies []Policy) *Resolver {
 	r.lists = make([][]*candidate, len(counts))
 	off := int32(0)
 	for li, n := range counts {
-		r.lists[li] = flat[off:off : off+n]
+		r.lists[li] = flat[off : off : off+n]
 		off += n
 	}
 	for i := range cands {
