@@ -6,10 +6,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
 
 	"github.com/elevate-pam/elevate/dsl/syntax"
 	"github.com/elevate-pam/elevate/engine"
+	"github.com/elevate-pam/elevate/policy"
 )
 
 // Lint codes.
@@ -19,6 +24,10 @@ const (
 	LintWritableApp   = "writable-path"  // auto-approval keyed on a user-writable path alone
 	LintWindowNever   = "window-never"   // time window never active
 	LintUnusedSigners = "unused-signers" // signer group no rule uses
+	// LintPolicyNeverApplies: a configuration policy no device can ever
+	// resolve to — disabled, without assignments, without features, or
+	// every assignment's condition is constant and never true.
+	LintPolicyNeverApplies = "policy-never-applies"
 )
 
 // ruleFacts is what lint needs to know about a rule.
@@ -232,7 +241,90 @@ func Lint(org *Org, rs *engine.RuleSet) Diagnostics {
 			warn(LintUnusedSigners, org.GroupAt[i], "reference it with signer in signers(\""+g.Name+"\"), or delete it", "signer group %q is not used by any rule", g.Name)
 		}
 	}
+	for i := range org.Policies {
+		if i < len(org.PolicyAt) {
+			if msg, hint := policyNeverApplies(org, &org.Policies[i]); msg != "" {
+				warn(LintPolicyNeverApplies, org.PolicyAt[i], hint, "%s", msg)
+			}
+		}
+	}
 	return ds
+}
+
+// policyNeverApplies says why no device can ever resolve to p, or "" when
+// one may. Only what holds for every device and every hierarchy is
+// reported: a target the repository does not know is not a reason, since
+// sites, groups and devices are not declared in rule files.
+func policyNeverApplies(org *Org, p *policy.Policy) (msg, hint string) {
+	switch {
+	case !p.Active:
+		return fmt.Sprintf("policy %q is disabled (enabled false): it never applies to any device", p.Name),
+			"delete it, or remove `enabled false` to apply it"
+	case len(p.Assignments) == 0:
+		target := "…"
+		if org.Name != "" {
+			target = org.Name
+		}
+		return fmt.Sprintf("policy %q has no assign: it applies to no device", p.Name),
+			fmt.Sprintf("attach it with e.g. `assign org %q`, or delete it", target)
+	case len(p.Features) == 0:
+		var names []string
+		for _, f := range policy.Features() {
+			names = append(names, "`feature "+f.DSLName+" { … }`")
+		}
+		return fmt.Sprintf("policy %q sets no feature: it supplies nothing to the devices it is assigned to", p.Name),
+			"add " + strings.Join(names, " or ") + ", or delete it"
+	}
+	var dead []string
+	for _, a := range p.Assignments {
+		if strings.TrimSpace(a.Condition) == "" {
+			return "", ""
+		}
+		holds, constant, err := constantCondition(a.Condition)
+		if !constant || holds && err == nil {
+			return "", ""
+		}
+		what := fmt.Sprintf("assign %s %q when %q is false", a.Level.DSLName(), a.Target, a.Condition)
+		if err != nil {
+			what = fmt.Sprintf("assign %s %q when %q fails: %v", a.Level.DSLName(), a.Target, a.Condition, err)
+		}
+		dead = append(dead, what)
+	}
+	return fmt.Sprintf("policy %q never applies: the condition of every assignment reads no device attribute and is never true (%s)", p.Name, strings.Join(dead, "; ")),
+		"a condition filters on the device, e.g. `when \"device.os == 'windows'\"`; drop the condition to assign unconditionally"
+}
+
+// constEnv is the condition environment without the device: a condition
+// that compiles in it reads no device attribute, so it has one value for
+// every device.
+var constEnv = sync.OnceValues(func() (*cel.Env, error) { return cel.NewEnv() })
+
+// constantCondition evaluates an assignment condition that reads nothing
+// of the device. constant is false when the condition reads the device
+// (or cannot be compiled here); err is set when it fails, which the
+// resolver treats as not holding.
+func constantCondition(src string) (holds, constant bool, err error) {
+	env, envErr := constEnv()
+	if envErr != nil {
+		return false, false, nil
+	}
+	ast, iss := env.Compile(src)
+	if iss != nil && iss.Err() != nil {
+		return false, false, nil
+	}
+	prg, prgErr := env.Program(ast, cel.CostLimit(1_000_000))
+	if prgErr != nil {
+		return false, false, nil
+	}
+	out, _, evalErr := prg.Eval(map[string]any{})
+	if evalErr != nil {
+		return false, true, evalErr
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, false, nil
+	}
+	return bool(b), true, nil
 }
 
 // windowEverActive samples every minute of a winter and a summer week, so

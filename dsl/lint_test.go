@@ -270,3 +270,89 @@ func TestLintCleanRepository(t *testing.T) {
 		ruleSrc("helper", 3, `when tool == "file_read"`, "then auto_approve"))
 	checkDiags(t, srcs, lint(t, srcs))
 }
+
+// policySrc writes a policy: name and body lines.
+func policySrc(name string, lines ...string) string {
+	return fmt.Sprintf("policy %q {\n  %s\n}\n\n", name, strings.Join(lines, "\n  "))
+}
+
+func TestLintPolicyNeverApplies(t *testing.T) {
+	const pamOn = "feature pam {\n    uac_interception = true\n  }"
+	srcs := map[string]string{
+		"org.pam": `org "acme"` + "\n",
+		"a.pam": policySrc("disabled", "enabled false", pamOn, `assign org "acme"`) + // line 1
+			policySrc("unassigned", pamOn) + // line 9
+			policySrc("featureless", `assign org "acme"`, `assign site "london"`) + // line 15
+			policySrc("never-true", pamOn, `assign group "kiosks" when "false"`, `assign site "london" when "1 > 2 || [1, 2].size() == 3"`) + // line 20
+			policySrc("fails-everywhere", pamOn, `assign device "pc-1" when "1 / 0 == 1"`) + // line 28
+			// Not reported: each of these may apply to some device.
+			policySrc("one-live-assignment", pamOn, `assign group "kiosks" when "false"`, `assign org "acme"`) +
+			policySrc("reads-the-device", pamOn, `assign group "kiosks" when "device.os == 'linux' && false"`) +
+			policySrc("constant-true", pamOn, `assign group "kiosks" when "1 < 2"`) +
+			policySrc("empty-settings", "feature pam {}", `assign site "london"`),
+	}
+	const cond = "the condition of every assignment reads no device attribute and is never true"
+	const condHint = "a condition filters on the device, e.g. `when \"device.os == 'windows'\"`; drop the condition to assign unconditionally"
+	w := func(line int, name, msg, hint string) diag {
+		return diag{File: "a.pam", Line: line, Col: 8, At: fmt.Sprintf("%q", name), Warning: true, Code: LintPolicyNeverApplies, Msg: msg, Hint: hint}
+	}
+	checkDiags(t, srcs, lint(t, srcs),
+		w(1, "disabled", `policy "disabled" is disabled (enabled false): it never applies to any device`,
+			"delete it, or remove `enabled false` to apply it"),
+		w(9, "unassigned", `policy "unassigned" has no assign: it applies to no device`,
+			"attach it with e.g. `assign org \"acme\"`, or delete it"),
+		w(15, "featureless", `policy "featureless" sets no feature: it supplies nothing to the devices it is assigned to`,
+			"add `feature pam { … }` or `feature software { … }`, or delete it"),
+		w(20, "never-true", `policy "never-true" never applies: `+cond+
+			` (assign group "kiosks" when "false" is false; assign site "london" when "1 > 2 || [1, 2].size() == 3" is false)`, condHint),
+		w(28, "fails-everywhere", `policy "fails-everywhere" never applies: `+cond+
+			` (assign device "pc-1" when "1 / 0 == 1" fails: division by zero)`, condHint),
+	)
+}
+
+// In a repository without org declarations the hint cannot name the org.
+func TestLintPolicyNeverAppliesSingleTenant(t *testing.T) {
+	srcs := one(ruleSrc("r", 1, `when user == "bob"`, "then auto_deny") + policySrc("unassigned", "feature software {\n    mode = audit\n  }"))
+	checkDiags(t, srcs, lint(t, srcs),
+		diag{File: "a.pam", Line: 7, Col: 8, At: `"unassigned"`, Warning: true, Code: LintPolicyNeverApplies,
+			Msg: `policy "unassigned" has no assign: it applies to no device`, Hint: "attach it with e.g. `assign org \"…\"`, or delete it"})
+}
+
+// elevate check reports the lint as a warning, and --strict as an error.
+func TestLintPolicyNeverAppliesInCheck(t *testing.T) {
+	srcs := map[string]string{"p.pam": policySrc("off", "enabled false", "feature pam {\n    uac_interception = true\n  }", `assign org "acme"`)}
+	for _, strict := range []bool{false, true} {
+		rep := Check(Load(srcs), CheckOptions{Strict: strict})
+		if len(rep.Diags) != 1 {
+			t.Fatalf("strict %v: diagnostics %v", strict, rep.Diags)
+		}
+		d := rep.Diags[0]
+		want := SevWarning
+		if strict {
+			want = SevError
+		}
+		if d.Code != LintPolicyNeverApplies || d.Severity != want || d.String() != `p.pam:1:8: `+string(want)+`: policy "off" is disabled (enabled false): it never applies to any device [policy-never-applies]` {
+			t.Errorf("strict %v: %s (%s)", strict, d, d.Severity)
+		}
+	}
+}
+
+func TestConstantCondition(t *testing.T) {
+	for _, c := range []struct {
+		src             string
+		holds, constant bool
+		fails           bool
+	}{
+		{"false", false, true, false},
+		{"true", true, true, false},
+		{"!true || 'a' == 'b'", false, true, false},
+		{"int('x') == 1", false, true, true},
+		{"device.os == 'windows'", false, false, false},
+		{"has(device.tags) || false", false, false, false},
+	} {
+		holds, constant, err := constantCondition(c.src)
+		if holds != c.holds || constant != c.constant || (err != nil) != c.fails {
+			t.Errorf("%s: holds %v constant %v err %v; want %v %v fails %v", c.src, holds, constant, err, c.holds, c.constant, c.fails)
+		}
+	}
+}

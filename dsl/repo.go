@@ -1,6 +1,7 @@
 package dsl
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/elevate-pam/elevate/dsl/syntax"
 	"github.com/elevate-pam/elevate/engine"
@@ -229,4 +231,32 @@ func DerivedID(kind, org, name string) string {
 	h[6] = h[6]&0x0f | 0x80 // version 8: custom
 	h[8] = h[8]&0x3f | 0x80 // RFC 4122 variant
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// policyEpoch dates rule-file assignments: resolution breaks a tie of
+// level and priority by the earlier assignment, and in rule files the
+// earlier is the one declared first. Rule files have no dates, so these are
+// the only ones.
+var policyEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// FilePolicies are the org's policies as the hierarchy resolves them: given
+// to the org the files name (policy.AnyOrg when they name none), with ids
+// derived from their names where the files give none and assignments dated
+// in declaration order. Their targets stay as written: ids or names.
+func FilePolicies(org *Org) []policy.Policy {
+	ps := make([]policy.Policy, len(org.Policies))
+	n := 0
+	for i, p := range org.Policies {
+		p.FileOrg, p.OrgID, p.PartnerID = cmp.Or(org.Name, policy.AnyOrg), "", ""
+		if p.ID == "" {
+			p.ID = DerivedID("policy", org.Name, p.Name)
+		}
+		p.Assignments = slices.Clone(p.Assignments)
+		for j := range p.Assignments {
+			p.Assignments[j].CreatedAt = policyEpoch.Add(time.Duration(n) * time.Second)
+			n++
+		}
+		ps[i] = p
+	}
+	return ps
 }

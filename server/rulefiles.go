@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/elevate-pam/elevate/dsl"
 	"github.com/elevate-pam/elevate/lifecycle"
-	"github.com/elevate-pam/elevate/policy"
 )
 
 // ruleFiles is the state of the rule-file repository the server serves
@@ -146,16 +144,7 @@ func CompileRuleDir(dir string) ([]lifecycle.FileOrg, error) {
 			fo.Config = &c
 			fo.UACInterception = o.UACInterception
 		}
-		// Configuration policies: given to the organisation the files name
-		// (by id or name; every organisation when they name none), their
-		// targets ids or names.
-		for _, p := range o.Policies {
-			p.FileOrg, p.OrgID = cmp.Or(o.Name, policy.AnyOrg), ""
-			if p.ID == "" {
-				p.ID = dsl.DerivedID("policy", o.Name, p.Name)
-			}
-			fo.Policies = append(fo.Policies, p)
-		}
+		fo.Policies = dsl.FilePolicies(o)
 		orgs = append(orgs, fo)
 	}
 	return orgs, nil

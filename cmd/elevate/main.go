@@ -43,6 +43,10 @@ Usage:
                                                  try one draft rule against stored history
   elevate decide [--explain] [--rules DIR] [FILE]
                                                  decide one request (JSON from FILE or stdin)
+  elevate resolve --rules DIR --device FILE.json [--feature pam|software_policy|all]
+         [--explain] [--format text|json]
+                                                 which policies of a repository set a device's
+                                                 features, and the effective settings
   elevate version                                print the version
   elevate help                                   this text
 
@@ -66,6 +70,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "decide":
 		return runDecide(args[1:], stdin, stdout, stderr)
+	case "resolve":
+		return runResolve(args[1:], stdin, stdout, stderr)
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
 	case "fmt":
