@@ -330,7 +330,6 @@ func orgTargetWarning(org *dsl.Org, name string) string {
 	return fmt.Sprintf("no policy is assigned to org %q: org-level assignments name %s", name, strings.Join(targets, ", "))
 }
 
-
 // effective turns a resolution into the feature's effective settings.
 func effective(res policy.Resolution, orgFlag *bool) (*featureResult, error) {
 	fr := &featureResult{Resolution: res, From: fromDefault, orgSet: orgFlag}
