@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,12 @@ type Device struct {
 // ConditionInput is what an assignment condition sees as `device`.
 func (d *Device) ConditionInput() map[string]any {
 	m := make(map[string]any, len(d.Attributes)+7)
+	d.fillInput(m)
+	return m
+}
+
+// fillInput puts the condition input into an empty map.
+func (d *Device) fillInput(m map[string]any) {
 	for k, v := range d.Attributes {
 		switch k {
 		case "id", "org", "partner", "site", "os", "hostname", "groups":
@@ -53,7 +60,29 @@ func (d *Device) ConditionInput() map[string]any {
 		}
 	}
 	m["groups"] = d.GroupIDs
-	return m
+}
+
+// inputs makes condition inputs for one device after another without
+// allocating each: the map is cleared and refilled for the next device
+// (resolutions keep nothing of it), and the activation around it is made
+// once.
+type inputs struct {
+	device map[string]any
+	act    interpreter.Activation
+}
+
+func newInputs() (*inputs, error) {
+	in := &inputs{device: map[string]any{}}
+	var err error
+	in.act, err = interpreter.NewActivation(map[string]any{"device": in.device})
+	return in, err
+}
+
+// of is the activation for d.
+func (in *inputs) of(d *Device) interpreter.Activation {
+	clear(in.device)
+	d.fillInput(in.device)
+	return in.act
 }
 
 // Resolution says which policy supplies one feature to one device.
@@ -259,9 +288,18 @@ func (r *Resolver) Resolve(d *Device, feature string, explain bool) Resolution {
 	return r.resolve(d, feature, explain, nil)
 }
 
-// resolve is Resolve with the device's condition input, when the caller
-// has built it already (nil: built on first need).
-func (r *Resolver) resolve(d *Device, feature string, explain bool, input interpreter.Activation) Resolution {
+// resolveEach is resolve with reused condition inputs (nil: allocated).
+func (r *Resolver) resolveEach(d *Device, feature string, in *inputs) Resolution {
+	if in == nil {
+		return r.resolve(d, feature, false, nil)
+	}
+	return r.resolve(d, feature, false, func() interpreter.Activation { return in.of(d) })
+}
+
+// resolve is Resolve with a maker of the device's condition input, called
+// on first need (nil: the input is allocated).
+func (r *Resolver) resolve(d *Device, feature string, explain bool, makeInput func() interpreter.Activation) Resolution {
+	var input interpreter.Activation
 	res := Resolution{Feature: feature, Source: SourceDefault}
 	for _, lv := range []Level{LevelDevice, LevelDeviceGroup, LevelSite, LevelOrganization, LevelPartner} {
 		var cs []*candidate
@@ -304,6 +342,9 @@ func (r *Resolver) resolve(d *Device, feature string, explain bool, input interp
 			case c.condErr != nil:
 				reason = ReasonConditionInvalid + ": " + c.condErr.Error()
 			case c.prg != nil:
+				if input == nil && makeInput != nil {
+					input = makeInput()
+				}
 				if input == nil {
 					var err error
 					if input, err = interpreter.NewActivation(map[string]any{"device": d.ConditionInput()}); err != nil {
@@ -393,6 +434,12 @@ func isEmpty(raw json.RawMessage) bool {
 // one per CPU), the results in the devices' order: what a server
 // precomputes when policies change.
 func (r *Resolver) ResolveAll(devs []Device, feature string, workers int) []Resolution {
+	return r.resolveAll(devs, feature, workers, nil)
+}
+
+// resolveAll is ResolveAll that also calls each(i) for every device, on
+// the worker that resolves it.
+func (r *Resolver) resolveAll(devs []Device, feature string, workers int, each func(i int)) []Resolution {
 	out := make([]Resolution, len(devs))
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -402,9 +449,16 @@ func (r *Resolver) ResolveAll(devs []Device, feature string, workers int) []Reso
 	next := make(chan int, workers)
 	for range workers {
 		wg.Go(func() {
+			in, err := newInputs()
+			if err != nil {
+				in = nil // each device then makes its own
+			}
 			for lo := range next {
 				for i := lo; i < min(lo+chunk, len(devs)); i++ {
-					out[i] = r.resolve(&devs[i], feature, false, nil)
+					out[i] = r.resolveEach(&devs[i], feature, in)
+					if each != nil {
+						each(i)
+					}
 				}
 			}
 		})
@@ -506,11 +560,8 @@ func (c *Cache) Precompute(devs []Device, feature string) {
 	c.mu.RLock()
 	r, gen := c.r, c.gen
 	c.mu.RUnlock()
-	all := r.ResolveAll(devs, feature, 0)
 	fps := make([]string, len(devs))
-	for i := range devs {
-		fps[i] = fingerprint(&devs[i])
-	}
+	all := r.resolveAll(devs, feature, 0, func(i int) { fps[i] = fingerprint(&devs[i]) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
@@ -544,11 +595,66 @@ func fingerprint(d *Device) string {
 		b.WriteByte(2)
 	}
 	if len(d.Attributes) > 0 {
-		attrs, err := json.Marshal(d.Attributes) // map keys sorted: deterministic
-		if err != nil {
-			attrs = fmt.Appendf(nil, "%p", d) // not encodable: never equal to another
-		}
-		b.Write(attrs)
+		writeValue(&b, d.Attributes)
 	}
 	return b.String()
+}
+
+// writeValue writes an attribute value unambiguously: JSON's forms for the
+// values JSON decoding makes, with map keys in order.
+func writeValue(b *strings.Builder, v any) {
+	switch v := v.(type) {
+	case nil:
+		b.WriteString("null")
+	case string:
+		b.WriteString(strconv.Quote(v))
+	case bool:
+		b.WriteString(strconv.FormatBool(v))
+	case float64:
+		b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+	case int:
+		b.WriteString(strconv.Itoa(v))
+	case []any:
+		b.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeValue(b, e)
+		}
+		b.WriteByte(']')
+	case []string:
+		b.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Quote(e))
+		}
+		b.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Quote(k))
+			b.WriteByte(':')
+			writeValue(b, v[k])
+		}
+		b.WriteByte('}')
+	default:
+		// Any other type (attributes built in Go): its JSON, with its type
+		// so it cannot pass for one of the forms above.
+		j, err := json.Marshal(v)
+		if err != nil {
+			j = fmt.Appendf(nil, "%p", &v) // not encodable: never equal to another
+		}
+		fmt.Fprintf(b, "%T%s", v, j)
+	}
 }

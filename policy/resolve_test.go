@@ -388,3 +388,38 @@ func TestResolveRuleFilePolicies(t *testing.T) {
 		t.Fatalf("FileOrg from JSON: %q %v", p.FileOrg, err)
 	}
 }
+
+// A device's fingerprint changes with anything resolution reads, and only
+// with that.
+func TestFingerprint(t *testing.T) {
+	base := func() *Device {
+		d := deviceX()
+		d.Attributes = map[string]any{"tags": []any{"a", "b"}, "role": "kiosk", "n": 1.5, "ok": true, "m": map[string]any{"x": "1", "y": nil}}
+		return d
+	}
+	same := base()
+	same.Attributes = map[string]any{"m": map[string]any{"y": nil, "x": "1"}, "ok": true, "n": 1.5, "role": "kiosk", "tags": []any{"a", "b"}}
+	if fingerprint(base()) != fingerprint(same) {
+		t.Fatal("the same device, attributes in another order, fingerprints differently")
+	}
+	for name, change := range map[string]func(*Device){
+		"site":          func(d *Device) { d.SiteID = siteS2 },
+		"group":         func(d *Device) { d.GroupIDs = []string{groupG2} },
+		"no group":      func(d *Device) { d.GroupIDs = nil },
+		"os":            func(d *Device) { d.OS = "linux" },
+		"site name":     func(d *Device) { d.SiteName = "HQ" },
+		"tag order":     func(d *Device) { d.Attributes["tags"] = []any{"b", "a"} },
+		"number":        func(d *Device) { d.Attributes["n"] = 2.5 },
+		"string number": func(d *Device) { d.Attributes["n"] = "1.5" },
+		"nested":        func(d *Device) { d.Attributes["m"] = map[string]any{"x": "2", "y": nil} },
+		"bool":          func(d *Device) { d.Attributes["ok"] = false },
+		"no role":       func(d *Device) { delete(d.Attributes, "role") },
+		"a Go type":     func(d *Device) { d.Attributes["role"] = struct{ K string }{"kiosk"} },
+	} {
+		d := base()
+		change(d)
+		if fingerprint(d) == fingerprint(base()) {
+			t.Errorf("%s: the fingerprint did not change", name)
+		}
+	}
+}
