@@ -161,13 +161,13 @@ func (s *Service) PamSettings(deviceID string) (uacInterceptionEnabled bool, r *
 	if err != nil {
 		return false, nil, err
 	}
-	on, err := policy.PamSettings(r.Resolution, s.uacFallback(r.Org))
+	on, err := policy.PamSettings(r.Resolution, s.UACFallback(r.Org))
 	return on, r, err
 }
 
-// uacFallback is the organisation's own pam setting: set over the API,
+// UACFallback is the organisation's own pam setting: set over the API,
 // else by the rule files' settings, else nil (off).
-func (s *Service) uacFallback(o *store.Org) *bool {
+func (s *Service) UACFallback(o *store.Org) *bool {
 	if o.UacInterceptionEnabled != nil {
 		return o.UacInterceptionEnabled
 	}

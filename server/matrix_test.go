@@ -185,6 +185,11 @@ func mxRoutes() []mxRoute {
 		{method: "POST", path: v1 + "/agents/:id/elevation-requests", perm: mxAgent, ok: 201, cross: 401,
 			req: func(x *mxTenant) (string, string) { return v1 + "/agents/" + x.device + "/elevation-requests", firefox }},
 
+		// The device's pam settings: the agent's own (no fixture policy gives
+		// dA1 the feature, so the answer names no id; see mxAddPolicies).
+		{method: "GET", path: v1 + "/agents/:id/pam-settings", perm: mxAgent, ok: 200, cross: 401,
+			req: func(x *mxTenant) (string, string) { return v1 + "/agents/" + x.device + "/pam-settings", "" }},
+
 		// Requests.
 		{method: "GET", path: v1 + "/pam/elevation-requests", perm: PermRead, orgQ: true, ok: 200, cross: 200, site: mxSiteDenied,
 			req:   func(x *mxTenant) (string, string) { return v1 + "/pam/elevation-requests?siteId=" + x.site, "" },
@@ -318,6 +323,33 @@ func mxRoutes() []mxRoute {
 		{method: "POST", path: v1 + "/devices/:id/token", perm: PermWrite, mfa: true, ok: 200, cross: 404, site: mxSiteDenied,
 			req:   func(x *mxTenant) (string, string) { return v1 + "/devices/" + x.device + "/token", "" },
 			shows: mxIDs(func(x *mxTenant) string { return x.device })},
+
+		// Configuration policies (the fixture's are in mxAddPolicies). A
+		// site-restricted caller reads them but writes none; a target of
+		// another tenant is a 400 on the assignment, like one of no one.
+		{method: "GET", path: v1 + "/configuration-policies", perm: PermRead, orgQ: true, ok: 200, cross: 200,
+			req: mxStatic(v1 + "/configuration-policies"), shows: mxIDs(mxPolicyOf)},
+		{method: "POST", path: v1 + "/configuration-policies", perm: PermWrite, mfa: true, orgQ: true, who: mxAllSites, ok: 201, cross: 400,
+			req: func(x *mxTenant) (string, string) {
+				return v1 + "/configuration-policies", `{"name":"matrix policy","features":{"pam":{"uacInterceptionEnabled":false}},` +
+					`"assignments":[{"level":"site","targetId":"` + x.site + `","priority":5}]}`
+			},
+			shows: mxIDs(func(x *mxTenant) string { return x.site })},
+		{method: "GET", path: v1 + "/configuration-policies/:id", perm: PermRead, ok: 200, cross: 404,
+			req:   func(x *mxTenant) (string, string) { return v1 + "/configuration-policies/" + mxPolicyOf(x), "" },
+			shows: mxIDs(mxPolicyOf)},
+		{method: "PATCH", path: v1 + "/configuration-policies/:id", perm: PermWrite, mfa: true, who: mxAllSites, ok: 200, cross: 404,
+			req: func(x *mxTenant) (string, string) {
+				return v1 + "/configuration-policies/" + mxPolicyOf(x), `{"description":"matrix"}`
+			},
+			shows: mxIDs(mxPolicyOf)},
+		{method: "DELETE", path: v1 + "/configuration-policies/:id", perm: PermWrite, mfa: true, who: mxAllSites, ok: 200, cross: 404,
+			req: func(x *mxTenant) (string, string) { return v1 + "/configuration-policies/" + mxPolicyOf(x), "" }},
+		{method: "GET", path: v1 + "/devices/:id/effective-policy", perm: PermRead, ok: 200, cross: 404, site: mxSiteDenied,
+			req: func(x *mxTenant) (string, string) {
+				return v1 + "/devices/" + x.device + "/effective-policy?explain=true", ""
+			},
+			shows: mxIDs(mxPolicyOf)},
 
 		// System administration.
 		{method: "GET", path: v1 + "/system/log-level", perm: PermRead, who: mxSystemOnly, ok: 200, req: mxStatic(v1 + "/system/log-level")},
@@ -634,6 +666,7 @@ func newMatrixFixture(t *testing.T) *mxFixture {
 			t.Fatalf("no credential for caller %s", c.name)
 		}
 	}
+	mxAddPolicies(t, base.st, f)
 	return f
 }
 

@@ -193,6 +193,7 @@ func New(c Config) *Server {
 	s.pamRoutes()
 	s.authRoutes()
 	s.inventoryRoutes()
+	s.policyRoutes()
 	s.systemRoutes()
 	s.openapiRoutes()
 	if c.FakeClock != nil {
