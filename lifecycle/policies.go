@@ -128,21 +128,9 @@ func (s *Service) ResolvePolicy(deviceID, feature string, explain bool) (*Resolv
 		if err != nil {
 			return err
 		}
-		c, named, err := s.policies(sn)
-		if err != nil {
-			return err
-		}
-		d, err := PolicyDevice(sn, dev, org, named)
-		if err != nil {
-			return err
-		}
-		if explain {
-			out.Resolution = c.Resolver().Resolve(d, feature, true)
-		} else {
-			out.Resolution = c.Resolve(d, feature)
-		}
+		out.Resolution, err = s.resolveIn(sn, dev, org, feature, explain)
 		out.Device, out.Org = dev, org
-		return nil
+		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
@@ -153,6 +141,23 @@ func (s *Service) ResolvePolicy(deviceID, feature string, explain bool) (*Resolv
 	return &out, nil
 }
 
+// resolveIn resolves feature for a device within a snapshot, from the
+// cache unless explaining.
+func (s *Service) resolveIn(sn *store.Snapshot, dev *store.Device, org *store.Org, feature string, explain bool) (policy.Resolution, error) {
+	c, named, err := s.policies(sn)
+	if err != nil {
+		return policy.Resolution{}, err
+	}
+	d, err := PolicyDevice(sn, dev, org, named)
+	if err != nil {
+		return policy.Resolution{}, err
+	}
+	if explain {
+		return c.Resolver().Resolve(d, feature, true), nil
+	}
+	return c.Resolve(d, feature), nil
+}
+
 // PamSettings is what the device's agent is told of the pam feature:
 // whether it captures UAC prompts, from the closest applicable policy, else
 // the organisation's own setting, else off (pam-semantics §10.2).
@@ -161,24 +166,8 @@ func (s *Service) PamSettings(deviceID string) (uacInterceptionEnabled bool, r *
 	if err != nil {
 		return false, nil, err
 	}
-	on, err := policy.PamSettings(r.Resolution, s.UACFallback(r.Org))
+	on, err := policy.PamSettings(r.Resolution, s.UACInterception(r.Org))
 	return on, r, err
-}
-
-// UACFallback is the organisation's own pam setting: set over the API,
-// else by the rule files' settings, else nil (off).
-func (s *Service) UACFallback(o *store.Org) *bool {
-	if o.UacInterceptionEnabled != nil {
-		return o.UacInterceptionEnabled
-	}
-	fos, _ := s.fileOrgs(o)
-	var v *bool
-	for _, f := range fos {
-		if f.UACInterception != nil {
-			v = f.UACInterception
-		}
-	}
-	return v
 }
 
 // softwareBridge is the default BridgeFunc: the software policy the
@@ -191,16 +180,8 @@ func (s *Service) softwareBridge(dev *store.Device) (*engine.Bridge, error) {
 		if err != nil {
 			return err
 		}
-		c, named, err := s.policies(sn)
-		if err != nil {
-			return err
-		}
-		d, err := PolicyDevice(sn, dev, org, named)
-		if err != nil {
-			return err
-		}
-		res = c.Resolve(d, policy.FeatureSoftwarePolicy)
-		return nil
+		res, err = s.resolveIn(sn, dev, org, policy.FeatureSoftwarePolicy, false)
+		return err
 	})
 	if err != nil {
 		return nil, err

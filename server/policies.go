@@ -1088,7 +1088,7 @@ func (s *Server) effectivePolicy(w http.ResponseWriter, req *http.Request, ps ht
 		}
 		switch f {
 		case policy.FeaturePAM:
-			fallback := s.lc.UACFallback(r.Org) // the organisation's, or its rule files'
+			fallback := s.lc.UACInterception(r.Org) // the organisation's, or its rule files'
 			on, err := policy.PamSettings(r.Resolution, fallback)
 			if err != nil {
 				res.Error, on = err.Error(), false
@@ -1127,7 +1127,7 @@ func (s *Server) agentPamSettings(w http.ResponseWriter, req *http.Request, ps h
 		s.log.Warn("the winning policy's pam settings do not decode; the agent is told off", "deviceId", dev.ID, "error", err.Error())
 		on = false
 	}
-	body := map[string]any{"success": true, "uacInterceptionEnabled": on, "source": pamSource(r.Resolution, s.lc.UACFallback(r.Org))}
+	body := map[string]any{"success": true, "uacInterceptionEnabled": on, "source": pamSource(r.Resolution, s.lc.UACInterception(r.Org))}
 	if r.Winner != nil {
 		body["policyId"] = r.Winner.PolicyID
 	}

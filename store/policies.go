@@ -1,9 +1,7 @@
 package store
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"fmt"
 
 	"github.com/elevate-pam/elevate/policy"
 )
@@ -59,14 +57,4 @@ func (s *Snapshot) Policies() ([]policy.Policy, error) {
 // moves with every write of one (0 before any), so what is built from the
 // policies can be kept until it moves. It is kept beside the
 // organisations' rule-set versions, under the nil id no organisation has.
-func (s *Snapshot) PolicyVersion() (uint64, error) {
-	k := key(pVersion, NilID[:])
-	v, ok, err := s.r.get(k)
-	if err != nil || !ok {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, corrupt(k, fmt.Errorf("bad version"))
-	}
-	return binary.BigEndian.Uint64(v), nil
-}
+func (s *Snapshot) PolicyVersion() (uint64, error) { return readVersion(s.r, NilID) }

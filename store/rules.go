@@ -138,8 +138,13 @@ func (s *Snapshot) RuleVersion(org string) (uint64, error) {
 	if err != nil {
 		return 0, ErrNotFound
 	}
-	k := key(pVersion, oid[:])
-	v, ok, err := s.r.get(k)
+	return readVersion(s.r, oid)
+}
+
+// readVersion reads a version counter (0 before its first write).
+func readVersion(rd reader, id ID) (uint64, error) {
+	k := key(pVersion, id[:])
+	v, ok, err := rd.get(k)
 	if err != nil || !ok {
 		return 0, err
 	}
