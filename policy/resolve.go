@@ -193,6 +193,9 @@ func NewResolver(policies []Policy) *Resolver {
 				c.prg, c.condErr = compileConditionCached(a.Condition)
 			}
 			k := target{a.Level, lower(a.Target)}
+			if p.FileOrg != "" {
+				k.id = fileTarget + k.id // matched by id or name; others by id only
+			}
 			li, ok := r.byTarget[k]
 			if !ok {
 				li = int32(len(counts))
@@ -304,29 +307,18 @@ func (r *Resolver) resolve(d *Device, feature string, explain bool, makeInput fu
 	for _, lv := range []Level{LevelDevice, LevelDeviceGroup, LevelSite, LevelOrganization, LevelPartner} {
 		var cs []*candidate
 		switch {
-		case !r.named: // ids only
-			switch lv {
-			case LevelDevice:
-				cs = r.at(lv, d.ID)
-			case LevelDeviceGroup:
-				cs = r.atAny(lv, nil, d.GroupIDs...)
-			case LevelSite:
-				cs = r.at(lv, d.SiteID)
-			case LevelOrganization:
-				cs = r.at(lv, d.OrgID)
-			case LevelPartner:
-				cs = r.at(lv, d.PartnerID)
-			}
+		case !r.named && lv != LevelDeviceGroup: // ids only
+			cs = r.at(lv, d.place(lv))
 		case lv == LevelDevice:
-			cs = r.atAny(lv, nil, d.ID, d.Hostname)
+			cs = r.atAny(lv, []string{d.ID}, []string{d.Hostname})
 		case lv == LevelDeviceGroup:
-			cs = r.atAny(lv, d.GroupNames, d.GroupIDs...)
+			cs = r.atAny(lv, d.GroupIDs, d.GroupNames)
 		case lv == LevelSite:
-			cs = r.atAny(lv, nil, d.SiteID, d.SiteName)
+			cs = r.atAny(lv, []string{d.SiteID}, []string{d.SiteName})
 		case lv == LevelOrganization:
-			cs = r.atAny(lv, nil, d.OrgID, d.OrgName)
+			cs = r.atAny(lv, []string{d.OrgID}, []string{d.OrgName})
 		case lv == LevelPartner:
-			cs = r.atAny(lv, nil, d.PartnerID, d.PartnerName)
+			cs = r.atAny(lv, []string{d.PartnerID}, []string{d.PartnerName})
 		}
 		for _, c := range cs {
 			if !owns(c.p, d) {
@@ -390,27 +382,59 @@ func (r *Resolver) at(lv Level, id string) []*candidate {
 	return r.lists[li]
 }
 
-// atAny is the assignments at a level targeting any of the ids or names,
-// in precedence order, each once.
-func (r *Resolver) atAny(lv Level, names []string, ids ...string) []*candidate {
+// fileTarget prefixes the index keys of rule-file policies' targets: a
+// stored policy's target is an id and is only ever matched by one, so a
+// device cannot take a stored assignment by naming itself after another
+// device's id.
+const fileTarget = "\x00"
+
+// place is the device's id at a level (a device group: its first).
+func (d *Device) place(lv Level) string {
+	switch lv {
+	case LevelDevice:
+		return d.ID
+	case LevelSite:
+		return d.SiteID
+	case LevelOrganization:
+		return d.OrgID
+	case LevelPartner:
+		return d.PartnerID
+	}
+	return ""
+}
+
+// atAny is the assignments at a level targeting any of the ids (stored
+// and rule-file policies) or, for rule-file policies, the names, in
+// precedence order, each once.
+func (r *Resolver) atAny(lv Level, ids, names []string) []*candidate {
 	var first []*candidate
 	var merged []*candidate
 	n := 0
-	for _, list := range [][]string{ids, names} {
-		for _, id := range list {
-			cs := r.at(lv, id)
-			if len(cs) == 0 {
-				continue
+	keys := ids
+	if r.named {
+		keys = make([]string, 0, 2*len(ids)+len(names))
+		keys = append(keys, ids...)
+		for _, list := range [][]string{ids, names} {
+			for _, k := range list {
+				if k != "" {
+					keys = append(keys, fileTarget+k)
+				}
 			}
-			if n++; n == 1 {
-				first = cs
-				continue
-			}
-			if n == 2 {
-				merged = append(merged, first...)
-			}
-			merged = append(merged, cs...)
 		}
+	}
+	for _, k := range keys {
+		cs := r.at(lv, k)
+		if len(cs) == 0 {
+			continue
+		}
+		if n++; n == 1 {
+			first = cs
+			continue
+		}
+		if n == 2 {
+			merged = append(merged, first...)
+		}
+		merged = append(merged, cs...)
 	}
 	if n <= 1 {
 		return first // the usual case: no copy

@@ -423,3 +423,25 @@ func TestFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// Only rule-file policies match by name: a device named after another
+// device's id does not take that device's stored assignment.
+func TestStoredTargetsMatchIdsOnly(t *testing.T) {
+	impostor := &Device{ID: devY, OrgID: orgA, PartnerID: partnerP, Hostname: devX, SiteName: siteS1, OrgName: orgA}
+	stored := pol("x only", true, at(LevelDevice, devX, 0, 0), at(LevelSite, siteS1, 0, 0))
+	file := pol("file", true, at(LevelDevice, devX, 0, 0))
+	file.OrgID, file.FileOrg = "", orgA
+	r := NewResolver([]Policy{stored, file}) // a file policy present: names are looked up
+	res := r.Resolve(impostor, FeaturePAM, true)
+	if res.Winner == nil || res.Winner.PolicyName != "file" {
+		t.Fatalf("winner %+v, want the file policy (by hostname)", res.Winner)
+	}
+	for _, s := range res.Skipped {
+		if s.PolicyName == "x only" {
+			t.Fatalf("the stored assignment was considered: %+v", s)
+		}
+	}
+	if res := NewResolver([]Policy{stored}).Resolve(impostor, FeaturePAM, false); res.Winner != nil {
+		t.Fatalf("a stored policy matched a name: %+v", res.Winner)
+	}
+}
