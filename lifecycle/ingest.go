@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -144,17 +146,28 @@ var errDecisionStale = errors.New("the rules or settings a decision was made fro
 // record decides (or, with failSafe, records a pending request without
 // deciding) and writes the request and its audit trail in one operation
 // that first checks the decision's inputs still hold: the device is still
-// active at its site, and the org's rule-set version and default verdict
-// are those decided with. A decision made from rules an administrator has
+// active at its site, in its groups and with its attributes (its software
+// policy depends on them), and the org's rule-set version and default
+// verdict and the configuration policies' version are those decided with. A decision made from rules an administrator has
 // since changed is never recorded.
 func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs *engine.Observation, digest string,
 	now, requestedAt, at time.Time, failSafe bool) (*IngestResult, error) {
 	var d engine.Decision
-	var version, gen uint64
+	var version, gen, policies uint64
 	var bridge *engine.Bridge
 	if failSafe {
 		d = engine.Decision{Outcome: engine.OutcomePending, Error: "the rules or settings kept changing while this request was decided"}
 	} else {
+		// The configuration policies' version, read before the decision
+		// resolves the device's software policy: a write after it makes the
+		// decision stale below (one before it only costs a second try).
+		if err := s.st.View(func(sn *store.Snapshot) error {
+			var err error
+			policies, err = sn.PolicyVersion()
+			return err
+		}); err != nil {
+			return nil, err
+		}
 		d, version, gen, bridge = s.decide(in, dev, org, obs, at)
 	}
 	// stillHolds also gives a fail-safe request the device's current site,
@@ -181,7 +194,13 @@ func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs 
 		if err != nil {
 			return err
 		}
-		if v != version || s.fileGen() != gen || cur.SiteID != dev.SiteID || o.DefaultUnmatchedVerdict != org.DefaultUnmatchedVerdict {
+		pv, err := tx.Read().PolicyVersion()
+		if err != nil {
+			return err
+		}
+		if v != version || s.fileGen() != gen || cur.SiteID != dev.SiteID || o.DefaultUnmatchedVerdict != org.DefaultUnmatchedVerdict ||
+			pv != policies || !slices.Equal(cur.GroupIDs, dev.GroupIDs) || !reflect.DeepEqual(cur.Attributes, dev.Attributes) ||
+			o.PartnerID != org.PartnerID {
 			return errDecisionStale
 		}
 		return nil

@@ -174,3 +174,25 @@ func TestRuleFilePolicies(t *testing.T) {
 		t.Fatalf("another org's files: %+v %v", ex, err)
 	}
 }
+
+// A software policy written while a request is being decided makes the
+// decision stale: it is decided again, under the new policy.
+func TestIngestRedecidesWhenPoliciesChange(t *testing.T) {
+	f := newFixture(t, rule("approve-signed", 10, engine.VerdictAutoApprove, signer("Bad Vendor")))
+	path := `C:\x\bad.exe`
+	written := false
+	f.svc.bridge = func(d *store.Device) (*engine.Bridge, error) {
+		b, err := f.svc.softwareBridge(d) // the policies as they are now
+		if !written {
+			written = true
+			f.putPolicy(t, policy.Policy{OrgID: f.org, Name: "Blocked tools", Active: true,
+				Features: map[string]json.RawMessage{policy.FeatureSoftwarePolicy: json.RawMessage(
+					`{"mode":"blocklist","executable":[{"name":"bad","pathGlob":"C:\\x\\bad.exe"}]}`)},
+				Assignments: []policy.Assignment{{ID: store.NewID(t0), Level: policy.LevelOrganization, Target: f.org, CreatedAt: t0}}})
+		}
+		return b, err
+	}
+	if r := f.uac(t, path, "Bad Vendor").Request; r.Status != store.StatusDenied || r.MatchedPolicyName != "Blocked tools" || !written {
+		t.Fatalf("decided under the old policies: %s by %s", r.Status, r.DecisionSource())
+	}
+}
