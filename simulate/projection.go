@@ -298,13 +298,11 @@ func (r *histRow) cmp(at int64, id store.ID) int {
 }
 
 // after is the index of the first row after (at, id), or at it when
-// orEqual.
+// orEqual: one binary search over both keys (many requests can share an
+// instant).
 func (o *orgRows) after(at int64, id store.ID, orEqual bool) int {
-	i, _ := slices.BinarySearchFunc(o.rows, at, func(r histRow, at int64) int { return cmp.Compare(r.at, at) })
-	for i < len(o.rows) && o.rows[i].at == at {
-		if c := cmpID(o.rows[i].id, id); c > 0 || c == 0 && orEqual {
-			break
-		}
+	i, found := slices.BinarySearchFunc(o.rows, struct{}{}, func(r histRow, _ struct{}) int { return r.cmp(at, id) })
+	if found && !orEqual {
 		i++
 	}
 	return i

@@ -85,7 +85,7 @@ func (tx *Tx) PutRequest(r *Request) error {
 		tx.set(key(pExpiry, ts(r.ExpiresAt), org[:], id[:]), nil)
 	}
 	if tx.watched {
-		tx.puts = append(tx.puts, r.Clone())
+		tx.puts = append(tx.puts, row) // decoded for the watchers once committed
 	}
 	return nil
 }

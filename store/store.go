@@ -271,10 +271,18 @@ func (s *Store) Watch(fn func([]*Request)) error {
 	return s.Update(func(*Tx) error { return nil })
 }
 
-func (s *Store) notify(rs []*Request) {
+func (s *Store) notify(rows [][]byte) {
 	s.watchMu.Lock()
 	ws := s.watchers
 	s.watchMu.Unlock()
+	rs := make([]*Request, 0, len(rows))
+	for _, row := range rows {
+		r := new(Request)
+		if err := decodeRequest(row, r); err != nil {
+			continue // not reached: the row was encoded by this process
+		}
+		rs = append(rs, r)
+	}
 	for _, fn := range ws {
 		fn(rs)
 	}

@@ -114,7 +114,7 @@ func (s *Store) commit(batch []*op) (rest []*op) {
 	}
 	var errs []error
 	var heads map[ID]chainHead
-	var puts []*Request // requests written by the operations that succeed
+	var puts [][]byte // rows of the requests written by the operations that succeed
 	watched := s.watched.Load()
 	n := len(batch)
 	for attempt := 0; ; attempt++ {
@@ -222,8 +222,8 @@ type Tx struct {
 	local  map[string]int // key → index in writes
 	audits []*AuditRecord
 	next   map[ID]chainHead // heads after this operation's audits
-	// puts are copies of the requests written, for the store's watchers.
-	puts    []*Request
+	// puts are the rows of the requests written, for the store's watchers.
+	puts    [][]byte
 	watched bool
 }
 
