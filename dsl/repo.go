@@ -1,7 +1,6 @@
 package dsl
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
@@ -240,21 +239,25 @@ func DerivedID(kind, org, name string) string {
 var policyEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // FilePolicies are the org's policies as the hierarchy resolves them: given
-// to the org the files name (policy.AnyOrg when they name none), with ids
-// derived from their names where the files give none and assignments dated
-// in declaration order. Their targets stay as written: ids or names.
-func FilePolicies(org *Org) []policy.Policy {
+// to the org the files name (every organisation when they name none), with
+// ids derived from their names where the files give none and assignments
+// dated in declaration order, counted on from *seq across the orgs of a
+// repository. Their targets stay as written: ids or names.
+func FilePolicies(org *Org, seq *int) []policy.Policy {
 	ps := make([]policy.Policy, len(org.Policies))
-	n := 0
+	n := seq
+	if n == nil {
+		n = new(int)
+	}
 	for i, p := range org.Policies {
-		p.FileOrg, p.OrgID, p.PartnerID = cmp.Or(org.Name, policy.AnyOrg), "", ""
+		p.FromFiles, p.FileOrg, p.OrgID, p.PartnerID = true, org.Name, "", ""
 		if p.ID == "" {
 			p.ID = DerivedID("policy", org.Name, p.Name)
 		}
 		p.Assignments = slices.Clone(p.Assignments)
 		for j := range p.Assignments {
-			p.Assignments[j].CreatedAt = policyEpoch.Add(time.Duration(n) * time.Second)
-			n++
+			p.Assignments[j].CreatedAt = policyEpoch.Add(time.Duration(*n) * time.Second)
+			*n++
 		}
 		ps[i] = p
 	}

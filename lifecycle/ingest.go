@@ -146,8 +146,8 @@ var errDecisionStale = errors.New("the rules or settings a decision was made fro
 // record decides (or, with failSafe, records a pending request without
 // deciding) and writes the request and its audit trail in one operation
 // that first checks the decision's inputs still hold: the device is still
-// active at its site, in its groups and with its attributes (its software
-// policy depends on them), and the org's rule-set version and default
+// active at its site, in its groups and with its attributes, OS and
+// hostname (its software policy depends on them), and the org's rule-set version and default
 // verdict and the configuration policies' version are those decided with. A decision made from rules an administrator has
 // since changed is never recorded.
 func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs *engine.Observation, digest string,
@@ -200,7 +200,7 @@ func (s *Service) record(in IngestInput, dev *store.Device, org *store.Org, obs 
 		}
 		if v != version || s.fileGen() != gen || cur.SiteID != dev.SiteID || o.DefaultUnmatchedVerdict != org.DefaultUnmatchedVerdict ||
 			pv != policies || !slices.Equal(cur.GroupIDs, dev.GroupIDs) || !reflect.DeepEqual(cur.Attributes, dev.Attributes) ||
-			o.PartnerID != org.PartnerID {
+			cur.OS != dev.OS || cur.Hostname != dev.Hostname || o.PartnerID != org.PartnerID || o.Name != org.Name {
 			return errDecisionStale
 		}
 		return nil

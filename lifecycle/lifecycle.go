@@ -129,8 +129,7 @@ type FileOrg struct {
 	Config          *engine.OrgConfig
 	UACInterception *bool
 	// Policies are the configuration policies the files declare, each
-	// with FileOrg set (policy.AnyOrg when the files name no
-	// organisation).
+	// marked FromFiles (dsl.FilePolicies).
 	Policies []policy.Policy
 }
 
@@ -163,7 +162,9 @@ func (s *Service) fileOrgs(o *store.Org) ([]FileOrg, uint64) {
 	}
 	var out []FileOrg
 	for _, f := range fs.orgs {
-		if f.Org == "" || strings.EqualFold(f.Org, o.Name) || sameID(f.Org, o.ID) {
+		// An id only ever names the organisation with that id: another
+		// organisation named like it is not it.
+		if f.Org == "" || sameID(f.Org, o.ID) || !engine.IsUUID(f.Org) && strings.EqualFold(f.Org, o.Name) {
 			out = append(out, f)
 		}
 	}

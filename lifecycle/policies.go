@@ -35,7 +35,10 @@ func (s *Service) policies(sn *store.Snapshot) (*policy.Cache, bool, error) {
 	}
 	s.pol.mu.Lock()
 	defer s.pol.mu.Unlock()
-	if s.pol.cache != nil && s.pol.ver == ver && s.pol.gen == gen {
+	// Versions only move forward: a caller holding an older snapshot uses
+	// the newer policies rather than putting the older ones back for
+	// everyone.
+	if s.pol.cache != nil && ver <= s.pol.ver && gen <= s.pol.gen {
 		return s.pol.cache, s.pol.named, nil
 	}
 	ps, err := sn.Policies()
@@ -186,7 +189,11 @@ func (s *Service) softwareBridge(dev *store.Device) (*engine.Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	if res.Source != policy.SourcePolicy {
+	switch res.Source {
+	case policy.SourceError:
+		return nil, fmt.Errorf("software policy of device %s: policy %s: %s", dev.ID, res.Winner.PolicyID, res.Error) // pending
+	case policy.SourcePolicy:
+	default:
 		return nil, nil
 	}
 	sp, _, err := policy.SoftwarePolicyFrom(res.Policy)

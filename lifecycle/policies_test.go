@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,7 +145,7 @@ func TestRuleFilePolicies(t *testing.T) {
 	f := newFixture(t)
 	on := true
 	filePol := func(org, name string, uac bool, as ...policy.Assignment) policy.Policy {
-		return policy.Policy{ID: store.NewID(t0), FileOrg: org, Name: name, Active: true,
+		return policy.Policy{ID: store.NewID(t0), FromFiles: true, FileOrg: org, Name: name, Active: true,
 			Features:    map[string]json.RawMessage{policy.FeaturePAM: json.RawMessage(`{"uacInterceptionEnabled":` + map[bool]string{true: "true", false: "false"}[uac] + `}`)},
 			Assignments: as}
 	}
@@ -194,5 +195,28 @@ func TestIngestRedecidesWhenPoliciesChange(t *testing.T) {
 	}
 	if r := f.uac(t, path, "Bad Vendor").Request; r.Status != store.StatusDenied || r.MatchedPolicyName != "Blocked tools" || !written {
 		t.Fatalf("decided under the old policies: %s by %s", r.Status, r.DecisionSource())
+	}
+}
+
+// A software policy whose assignment cannot be decided fails the request
+// safe (pending), not over to a farther, laxer policy.
+func TestIngestFailsSafeOnUndecidableSoftwarePolicy(t *testing.T) {
+	f := newFixture(t)
+	path := `C:\x\tool.exe`
+	f.putPolicy(t, policy.Policy{OrgID: f.org, Name: "org allows", Active: true,
+		Features: map[string]json.RawMessage{policy.FeatureSoftwarePolicy: json.RawMessage(
+			`{"mode":"allowlist","executable":[{"name":"tool","pathGlob":"C:\\x\\tool.exe"}]}`)},
+		Assignments: []policy.Assignment{{ID: store.NewID(t0), Level: policy.LevelOrganization, Target: f.org, CreatedAt: t0}}})
+	if r := f.uac(t, path, "").Request; r.Status != store.StatusAutoApproved {
+		t.Fatalf("the org's allowlist: %s", r.Status)
+	}
+	f.putPolicy(t, policy.Policy{OrgID: f.org, Name: "kiosks block", Active: true,
+		Features: map[string]json.RawMessage{policy.FeatureSoftwarePolicy: json.RawMessage(
+			`{"mode":"blocklist","executable":[{"name":"tool","pathGlob":"C:\\x\\tool.exe"}]}`)},
+		Assignments: []policy.Assignment{{ID: store.NewID(t0), Level: policy.LevelSite, Target: f.site, CreatedAt: t0,
+			Condition: `"kiosk" in device.tags`}}}) // the device has no tags: undecidable
+	r := f.uac(t, path, "").Request
+	if r.Status != store.StatusPending || !strings.Contains(r.Decision.Error, "kiosks block") && !strings.Contains(r.Decision.Error, "tags") {
+		t.Fatalf("undecidable closer policy: %s (%q)", r.Status, r.Decision.Error)
 	}
 }

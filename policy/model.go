@@ -107,17 +107,14 @@ type Policy struct {
 	Assignments []Assignment               `json:"assignments"`
 	CreatedAt   time.Time                  `json:"createdAt,omitzero"`
 	UpdatedAt   time.Time                  `json:"updatedAt,omitzero"`
-	// FileOrg is set on policies from rule files instead of OrgID: the
-	// organisation the files give the policy to, by id or name, or
-	// AnyOrg. Such a policy's targets may be names. It is never read from
-	// or written to JSON, so only rule files can make one.
-	FileOrg string `json:"-"`
+	// FromFiles marks a policy of the rule files: it belongs to FileOrg
+	// (an organisation's id, or a name as the files spell it), or to every
+	// organisation when FileOrg is empty, and its targets may be names.
+	// Neither is ever read from or written to JSON, so only rule files can
+	// make such a policy.
+	FromFiles bool   `json:"-"`
+	FileOrg   string `json:"-"`
 }
-
-// AnyOrg as a FileOrg gives a rule-file policy to every organisation (a
-// repository that names none): its targets still only match the device's
-// own organisation, sites, groups and itself.
-const AnyOrg = "*"
 
 // UnmarshalJSON applies the create default (active true) when the document
 // leaves it out.

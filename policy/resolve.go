@@ -9,10 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/interpreter"
+
+	"github.com/elevate-pam/elevate/engine"
 )
 
 // Device is a device as resolution sees it: where it sits in the hierarchy
@@ -31,9 +34,11 @@ type Device struct {
 	// attribute of the same name.
 	Attributes map[string]any
 	// The names of the device's places, for rule-file policies, whose
-	// targets may be names (the device's own name is its hostname).
-	OrgName, PartnerName, SiteName string
-	GroupNames                     []string
+	// targets may be names. The device's own names are its hostname and
+	// Name (set where a device is known by another name, as in a device
+	// file of elevate resolve).
+	Name, OrgName, PartnerName, SiteName string
+	GroupNames                           []string
 }
 
 // ConditionInput is what an assignment condition sees as `device`.
@@ -92,7 +97,8 @@ type Resolution struct {
 	// winning assignment's policy), "org_fallback" (the winner's settings
 	// are empty: the organisation's own setting, or the feature's default,
 	// applies — never the next assignment) or "default" (no assignment
-	// applies: the same fallback).
+	// applies: the same fallback) or "error" (the closest assignment that
+	// could apply has a condition that cannot be evaluated: see Error).
 	Source string `json:"source"`
 	// Winner is the assignment that supplied the feature (also when its
 	// settings are empty); nil when none applies.
@@ -103,6 +109,9 @@ type Resolution struct {
 	// Skipped are the assignments considered before the winner, closest
 	// first, that did not apply, each with why. Only with explain.
 	Skipped []Skipped `json:"skipped,omitempty"`
+	// Error, with Source "error", says why the assignment in Winner could
+	// not be decided (its condition failed or does not compile).
+	Error string `json:"error,omitempty"`
 	// Policy is the winner's policy, for callers that read more of it.
 	Policy *Policy `json:"-"`
 }
@@ -112,6 +121,7 @@ const (
 	SourcePolicy      = "policy"
 	SourceOrgFallback = "org_fallback"
 	SourceDefault     = "default"
+	SourceError       = "error"
 )
 
 // Applied names an assignment of a policy.
@@ -184,7 +194,7 @@ func NewResolver(policies []Policy) *Resolver {
 	var counts []int32
 	for i := range ps {
 		p := &ps[i]
-		r.named = r.named || p.FileOrg != ""
+		r.named = r.named || p.FromFiles
 		for j := range p.Assignments {
 			a := &p.Assignments[j]
 			cands = append(cands, candidate{p: p, a: a, prio: a.Priority, created: a.CreatedAt.UnixNano(), aid: a.ID, pid: p.ID})
@@ -193,8 +203,12 @@ func NewResolver(policies []Policy) *Resolver {
 				c.prg, c.condErr = compileConditionCached(a.Condition)
 			}
 			k := target{a.Level, lower(a.Target)}
-			if p.FileOrg != "" {
-				k.id = fileTarget + k.id // matched by id or name; others by id only
+			switch {
+			case !p.FromFiles: // stored: an id, matched by ids only
+			case engine.IsUUID(a.Target):
+				k.id = fileID + k.id
+			default:
+				k.id = fileName + k.id
 			}
 			li, ok := r.byTarget[k]
 			if !ok {
@@ -259,11 +273,21 @@ type compiled struct {
 	err error
 }
 
+// conditionsHeld counts the cache's entries; past maxConditionsHeld it
+// starts over, so sources written and dropped again cannot pile up.
+var conditionsHeld atomic.Int64
+
+const maxConditionsHeld = 20_000
+
 func compileConditionCached(src string) (cel.Program, error) {
 	if c, ok := conditions.Load(src); ok {
 		return c.(compiled).prg, c.(compiled).err
 	}
 	prg, err := CompileCondition(src)
+	if conditionsHeld.Add(1) > maxConditionsHeld {
+		conditions.Clear()
+		conditionsHeld.Store(1)
+	}
 	conditions.Store(src, compiled{prg, err})
 	return prg, err
 }
@@ -272,8 +296,14 @@ func compileConditionCached(src string) (cel.Program, error) {
 // device's organisation, or it is partner-wide for the device's partner.
 // Any other policy is invisible to the device, whatever it is assigned to.
 func owns(p *Policy, d *Device) bool {
-	if p.FileOrg != "" {
-		return p.FileOrg == AnyOrg || strings.EqualFold(p.FileOrg, d.OrgID) || d.OrgName != "" && strings.EqualFold(p.FileOrg, d.OrgName)
+	if p.FromFiles {
+		switch {
+		case p.FileOrg == "": // files that name no organisation: every one
+			return true
+		case engine.IsUUID(p.FileOrg): // an id is only ever an id
+			return strings.EqualFold(p.FileOrg, d.OrgID)
+		}
+		return d.OrgName != "" && strings.EqualFold(p.FileOrg, d.OrgName)
 	}
 	if p.OrgID != "" {
 		return strings.EqualFold(p.OrgID, d.OrgID)
@@ -310,7 +340,7 @@ func (r *Resolver) resolve(d *Device, feature string, explain bool, makeInput fu
 		case !r.named && lv != LevelDeviceGroup: // ids only
 			cs = r.at(lv, d.place(lv))
 		case lv == LevelDevice:
-			cs = r.atAny(lv, []string{d.ID}, []string{d.Hostname})
+			cs = r.atAny(lv, []string{d.ID}, []string{d.Hostname, d.Name})
 		case lv == LevelDeviceGroup:
 			cs = r.atAny(lv, d.GroupIDs, d.GroupNames)
 		case lv == LevelSite:
@@ -324,7 +354,7 @@ func (r *Resolver) resolve(d *Device, feature string, explain bool, makeInput fu
 			if !owns(c.p, d) {
 				continue
 			}
-			reason := ""
+			reason, undecided := "", false
 			settings, has := c.p.Features[feature]
 			switch {
 			case !c.p.Active:
@@ -332,7 +362,7 @@ func (r *Resolver) resolve(d *Device, feature string, explain bool, makeInput fu
 			case !has:
 				reason = ReasonFeatureNotSet
 			case c.condErr != nil:
-				reason = ReasonConditionInvalid + ": " + c.condErr.Error()
+				reason, undecided = ReasonConditionInvalid+": "+c.condErr.Error(), true
 			case c.prg != nil:
 				if input == nil && makeInput != nil {
 					input = makeInput()
@@ -340,17 +370,26 @@ func (r *Resolver) resolve(d *Device, feature string, explain bool, makeInput fu
 				if input == nil {
 					var err error
 					if input, err = interpreter.NewActivation(map[string]any{"device": d.ConditionInput()}); err != nil {
-						reason = ReasonConditionFailed + ": " + err.Error()
+						reason, undecided = ReasonConditionFailed+": "+err.Error(), true
 						break
 					}
 				}
 				ok, err := evalCondition(c.prg, input)
 				switch {
 				case err != nil:
-					reason = ReasonConditionFailed + ": " + err.Error()
+					reason, undecided = ReasonConditionFailed+": "+err.Error(), true
 				case !ok:
 					reason = ReasonConditionFalse
 				}
+			}
+			if undecided {
+				// Whether this assignment applies cannot be told, so neither
+				// can what the device gets: failing it would hand the device
+				// a farther policy, perhaps a laxer one. The resolution is an
+				// error, which decisions turn into their fail-safe.
+				w := applied(c)
+				res.Source, res.Winner, res.Error = SourceError, &w, reason
+				return res
 			}
 			if reason != "" {
 				if explain {
@@ -382,11 +421,15 @@ func (r *Resolver) at(lv Level, id string) []*candidate {
 	return r.lists[li]
 }
 
-// fileTarget prefixes the index keys of rule-file policies' targets: a
-// stored policy's target is an id and is only ever matched by one, so a
-// device cannot take a stored assignment by naming itself after another
-// device's id.
-const fileTarget = "\x00"
+// Rule-file policies' targets are indexed apart from stored ones (ids,
+// matched by ids only), and among them ids apart from names: a target
+// written as an id is only matched by that id, a name only by a name, so a
+// device cannot take an assignment by naming itself after another
+// device's (or site's, group's, organisation's) id.
+const (
+	fileID   = "\x00i"
+	fileName = "\x00n"
+)
 
 // place is the device's id at a level (a device group: its first).
 func (d *Device) place(lv Level) string {
@@ -414,11 +457,14 @@ func (r *Resolver) atAny(lv Level, ids, names []string) []*candidate {
 	if r.named {
 		keys = make([]string, 0, 2*len(ids)+len(names))
 		keys = append(keys, ids...)
-		for _, list := range [][]string{ids, names} {
-			for _, k := range list {
-				if k != "" {
-					keys = append(keys, fileTarget+k)
-				}
+		for _, id := range ids {
+			if id != "" {
+				keys = append(keys, fileID+id)
+			}
+		}
+		for _, name := range names {
+			if name != "" {
+				keys = append(keys, fileName+name)
 			}
 		}
 	}
@@ -501,6 +547,9 @@ func (r *Resolver) resolveAll(devs []Device, feature string, workers int, each f
 // off (pam-semantics §10.2). A malformed winning setting reads as off, not
 // as the organisation's setting.
 func PamSettings(res Resolution, orgFlag *bool) (uacInterceptionEnabled bool, err error) {
+	if res.Source == SourceError {
+		return false, fmt.Errorf("policy %s: %s", res.Winner.PolicyID, res.Error)
+	}
 	if res.Source != SourcePolicy {
 		if orgFlag != nil {
 			return *orgFlag, nil
@@ -607,7 +656,7 @@ func (c *Cache) Resolver() *Resolver {
 // equal fingerprints resolve alike under the same policies.
 func fingerprint(d *Device) string {
 	var b strings.Builder
-	for _, s := range []string{d.ID, d.OrgID, d.PartnerID, d.SiteID, d.OS, d.Hostname, d.OrgName, d.PartnerName, d.SiteName} {
+	for _, s := range []string{d.ID, d.OrgID, d.PartnerID, d.SiteID, d.OS, d.Hostname, d.Name, d.OrgName, d.PartnerName, d.SiteName} {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}

@@ -118,14 +118,10 @@ func TestResolve(t *testing.T) {
 			pol("mac", false, with1(at(LevelDevice, devX, 0, 0), func(a *Assignment) { a.Condition = `device.os == "macos"` })),
 			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
 		}, deviceX(), "org", SourcePolicy, true, []string{"mac: " + ReasonConditionFalse}},
-		{"a condition reading an absent attribute does not apply", []Policy{
-			pol("role", false, with1(at(LevelSite, siteS1, 0, 0), func(a *Assignment) { a.Condition = `device.role == "kiosk"` })),
+		{"a condition guarded with has() that fails", []Policy{
+			pol("role", false, with1(at(LevelSite, siteS1, 0, 0), func(a *Assignment) { a.Condition = `has(device.role) && device.role == "kiosk"` })),
 			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
-		}, deviceX(), "org", SourcePolicy, true, []string{"role: " + ReasonConditionFailed}},
-		{"a condition that does not compile does not apply", []Policy{
-			pol("bad", false, with1(at(LevelSite, siteS1, 0, 0), func(a *Assignment) { a.Condition = `device.os ==` })),
-			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
-		}, deviceX(), "org", SourcePolicy, true, []string{"bad: " + ReasonConditionInvalid}},
+		}, deviceX(), "org", SourcePolicy, true, []string{"role: " + ReasonConditionFalse}},
 		{"conditions see the site and groups", []Policy{
 			pol("sg", true, with1(at(LevelOrganization, orgA, 0, 0), func(a *Assignment) {
 				a.Condition = `device.site == "` + siteS1 + `" && "` + groupG1 + `" in device.groups && device.hostname.startsWith("lap")`
@@ -349,7 +345,7 @@ func TestResolveRuleFilePolicies(t *testing.T) {
 	named.OrgName, named.SiteName, named.GroupNames, named.PartnerName = "Acme", "HQ", []string{"Laptops"}, "MSP"
 	file := func(org, name string, on bool, as ...Assignment) Policy {
 		p := pol(name, on, as...)
-		p.OrgID, p.FileOrg = "", org
+		p.OrgID, p.FromFiles, p.FileOrg = "", true, org
 		return p
 	}
 	for _, c := range []struct {
@@ -366,8 +362,11 @@ func TestResolveRuleFilePolicies(t *testing.T) {
 		{"org by name, file org by id", []Policy{file(orgA, "org", true, at(LevelOrganization, "acme", 0, 0))}, "org"},
 		{"partner by name", []Policy{file("acme", "msp", true, at(LevelPartner, "msp", 0, 0))}, "msp"},
 		{"a file policy of another organisation", []Policy{file("globex", "theirs", true, at(LevelSite, "hq", 0, 0))}, ""},
-		{"every organisation, through the device's own site", []Policy{file(AnyOrg, "all", true, at(LevelSite, "hq", 0, 0))}, "all"},
-		{"every organisation, but another org's name", []Policy{file(AnyOrg, "all", true, at(LevelOrganization, "globex", 0, 0))}, ""},
+		{"every organisation, through the device's own site", []Policy{file("", "all", true, at(LevelSite, "hq", 0, 0))}, "all"},
+		{"every organisation, but another org's name", []Policy{file("", "all", true, at(LevelOrganization, "globex", 0, 0))}, ""},
+		{"an organisation named \"*\" is not every organisation", []Policy{file("*", "star", true, at(LevelSite, "hq", 0, 0))}, ""},
+		{"files naming the org by id: an org named like that id is not it", []Policy{file(orgB, "by id", true, at(LevelSite, "hq", 0, 0))}, ""},
+		{"a target written as an id is not matched by a name", []Policy{file("acme", "id target", true, at(LevelSite, siteS2, 0, 0))}, ""},
 		{"by id and by name: one assignment each, in precedence order", []Policy{
 			file("acme", "by-name", true, at(LevelSite, "HQ", 5, 0)),
 			file("acme", "by-id", false, at(LevelSite, siteS1, 1, 0)),
@@ -384,8 +383,8 @@ func TestResolveRuleFilePolicies(t *testing.T) {
 	}
 	// A JSON policy can never be a rule-file one.
 	var p Policy
-	if err := json.Unmarshal([]byte(`{"name":"x","FileOrg":"*","fileOrg":"*"}`), &p); err != nil || p.FileOrg != "" {
-		t.Fatalf("FileOrg from JSON: %q %v", p.FileOrg, err)
+	if err := json.Unmarshal([]byte(`{"name":"x","FromFiles":true,"fromFiles":true,"FileOrg":"acme"}`), &p); err != nil || p.FromFiles || p.FileOrg != "" {
+		t.Fatalf("a rule-file policy from JSON: %+v %v", p, err)
 	}
 }
 
@@ -430,11 +429,17 @@ func TestStoredTargetsMatchIdsOnly(t *testing.T) {
 	impostor := &Device{ID: devY, OrgID: orgA, PartnerID: partnerP, Hostname: devX, SiteName: siteS1, OrgName: orgA}
 	stored := pol("x only", true, at(LevelDevice, devX, 0, 0), at(LevelSite, siteS1, 0, 0))
 	file := pol("file", true, at(LevelDevice, devX, 0, 0))
-	file.OrgID, file.FileOrg = "", orgA
+	file.OrgID, file.FromFiles, file.FileOrg = "", true, orgA
+	byName := pol("by name", true, at(LevelDevice, "lap-01", 0, 0))
+	byName.OrgID, byName.FromFiles, byName.FileOrg = "", true, orgA
 	r := NewResolver([]Policy{stored, file}) // a file policy present: names are looked up
 	res := r.Resolve(impostor, FeaturePAM, true)
-	if res.Winner == nil || res.Winner.PolicyName != "file" {
-		t.Fatalf("winner %+v, want the file policy (by hostname)", res.Winner)
+	if res.Winner != nil {
+		t.Fatalf("winner %+v: a hostname matched a target written as an id", res.Winner)
+	}
+	impostor.Hostname = "lap-01"
+	if res := NewResolver([]Policy{stored, file, byName}).Resolve(impostor, FeaturePAM, true); res.Winner == nil || res.Winner.PolicyName != "by name" {
+		t.Fatalf("by hostname: %+v", res.Winner)
 	}
 	for _, s := range res.Skipped {
 		if s.PolicyName == "x only" {
@@ -443,5 +448,28 @@ func TestStoredTargetsMatchIdsOnly(t *testing.T) {
 	}
 	if res := NewResolver([]Policy{stored}).Resolve(impostor, FeaturePAM, false); res.Winner != nil {
 		t.Fatalf("a stored policy matched a name: %+v", res.Winner)
+	}
+}
+
+// An assignment whose condition cannot be evaluated, or does not compile,
+// makes the resolution an error rather than letting a farther (perhaps
+// laxer) policy win.
+func TestResolveFailsClosedOnUndecidableConditions(t *testing.T) {
+	for name, cond := range map[string]string{
+		"an absent attribute": `device.role == "kiosk"`,
+		"does not compile":    `device.os ==`,
+		"a type mismatch":     `device.hostname > 3`,
+	} {
+		r := NewResolver([]Policy{
+			pol("closer", false, with1(at(LevelSite, siteS1, 0, 0), func(a *Assignment) { a.Condition = cond })),
+			pol("org", true, at(LevelOrganization, orgA, 0, 0)),
+		})
+		res := r.Resolve(deviceX(), FeaturePAM, true)
+		if res.Source != SourceError || res.Winner == nil || res.Winner.PolicyName != "closer" || res.Error == "" || res.Settings != nil {
+			t.Errorf("%s: %+v", name, res)
+		}
+		if on, err := PamSettings(res, nil); err == nil || on {
+			t.Errorf("%s: pam settings %v %v", name, on, err)
+		}
 	}
 }

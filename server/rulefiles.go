@@ -129,6 +129,7 @@ func CompileRuleDir(dir string) ([]lifecycle.FileOrg, error) {
 		return nil, fmt.Errorf("%d rule-file test(s) failed: %s", n, strings.Join(names, ", "))
 	}
 	orgs := make([]lifecycle.FileOrg, 0, len(repo.Orgs))
+	seq := 0 // declaration order of policy assignments across the repository
 	for _, o := range repo.Orgs {
 		fo := lifecycle.FileOrg{Org: o.Name, Rules: o.Rules, Groups: o.Groups}
 		for _, at := range o.RuleAt {
@@ -144,7 +145,7 @@ func CompileRuleDir(dir string) ([]lifecycle.FileOrg, error) {
 			fo.Config = &c
 			fo.UACInterception = o.UACInterception
 		}
-		fo.Policies = dsl.FilePolicies(o)
+		fo.Policies = dsl.FilePolicies(o, &seq)
 		orgs = append(orgs, fo)
 	}
 	return orgs, nil

@@ -181,7 +181,7 @@ func runResolve(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	out := resolveOutput{Device: dev, Features: map[string]*featureResult{}}
-	r := policy.NewResolver(dsl.FilePolicies(org))
+	r := policy.NewResolver(dsl.FilePolicies(org, nil))
 	pd := dev.policyDevice()
 	at := map[string]dsl.Origin{}
 	for i, p := range org.Policies {
@@ -276,7 +276,7 @@ func parseDevice(data []byte) (deviceFile, error) {
 func (d deviceFile) policyDevice() policy.Device {
 	return policy.Device{ID: d.ID, OrgID: d.Org, PartnerID: d.Partner, SiteID: d.Site, GroupIDs: d.Groups,
 		OS: d.OS, Hostname: d.Hostname, Attributes: d.Attributes,
-		OrgName: d.Org, PartnerName: d.Partner, SiteName: d.Site, GroupNames: d.Groups}
+		Name: d.ID, OrgName: d.Org, PartnerName: d.Partner, SiteName: d.Site, GroupNames: d.Groups}
 }
 
 // pickRepoOrg finds the org the device belongs to. A repository without org
