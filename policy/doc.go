@@ -12,12 +12,13 @@
 // reports every problem as an engine.FieldErrors with a path into the
 // policy's JSON form, the way engine.ValidateRule does for rules.
 //
-// Resolving which policy supplies each feature for a device (closest level
-// first, then assignment priority, then the earliest assignment; see
-// pam-semantics §10 and §14.1) belongs in this package as well. It is built on
-// Level.Rank, Assignment.Priority and CreatedAt, the compiled assignment
-// condition (EvalCondition) and the per-feature decoders (Feature.Decode,
-// PamSettingsFrom, SoftwarePolicyFrom).
+// Resolution (Resolver, Cache) decides which policy supplies each feature
+// to a device: the closest level with an applicable assignment, then the
+// assignment priority, then the earliest assignment (pam-semantics §10 and
+// §14.1), with an explanation of every assignment passed over. It uses
+// Level.Rank's order, the compiled assignment conditions (EvalCondition)
+// and the per-feature decoders (Feature.Decode, PamSettings,
+// SoftwarePolicyFrom).
 //
 // This package depends on engine (for its error types and the software-policy
 // model) and on CEL; it knows nothing of the store or the server.

@@ -501,8 +501,7 @@ func isEmpty(raw json.RawMessage) bool {
 }
 
 // ResolveAll resolves feature for every device on workers goroutines (0:
-// one per CPU), the results in the devices' order: what a server
-// precomputes when policies change.
+// one per CPU), the results in the devices' order.
 func (r *Resolver) ResolveAll(devs []Device, feature string, workers int) []Resolution {
 	return r.resolveAll(devs, feature, workers, nil)
 }
@@ -628,7 +627,8 @@ func (c *Cache) Resolve(d *Device, feature string) Resolution {
 }
 
 // Precompute resolves feature for every device on every core and caches
-// the results: what a server does when the policies change.
+// the results, for a caller that wants every device's answer ready after
+// the policies change (the service fills the cache as devices ask).
 func (c *Cache) Precompute(devs []Device, feature string) {
 	c.mu.RLock()
 	r, gen := c.r, c.gen
