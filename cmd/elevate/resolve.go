@@ -103,6 +103,7 @@ const (
 	fromPolicy      = "policy"
 	fromOrgSettings = "org_settings"
 	fromDefault     = "default"
+	fromError       = "error" // an assignment's condition cannot be decided
 )
 
 func runResolve(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -333,11 +334,15 @@ func orgTargetWarning(org *dsl.Org, name string) string {
 // effective turns a resolution into the feature's effective settings.
 func effective(res policy.Resolution, orgFlag *bool) (*featureResult, error) {
 	fr := &featureResult{Resolution: res, From: fromDefault, orgSet: orgFlag}
-	if res.Source == policy.SourcePolicy {
-		fr.From = fromPolicy
-	}
-	switch res.Feature {
-	case policy.FeaturePAM:
+	switch {
+	case res.Source == policy.SourceError:
+		// No settings can be given: a server holds the device's UAC
+		// requests for approval and tells its agent capture is off.
+		fr.From = fromError
+	case res.Feature == policy.FeaturePAM:
+		if res.Source == policy.SourcePolicy {
+			fr.From = fromPolicy
+		}
 		on, err := policy.PamSettings(res, orgFlag)
 		if err != nil {
 			return nil, err
@@ -346,8 +351,9 @@ func effective(res policy.Resolution, orgFlag *bool) (*featureResult, error) {
 		if res.Source != policy.SourcePolicy && orgFlag != nil {
 			fr.From = fromOrgSettings
 		}
-	case policy.FeatureSoftwarePolicy:
+	case res.Feature == policy.FeatureSoftwarePolicy:
 		if res.Source == policy.SourcePolicy {
+			fr.From = fromPolicy
 			sp, _, err := policy.SoftwarePolicyFrom(res.Policy)
 			if err != nil {
 				return nil, fmt.Errorf("policy %q: %w", res.Policy.Name, err)
@@ -355,7 +361,7 @@ func effective(res policy.Resolution, orgFlag *bool) (*featureResult, error) {
 			fr.Settings = softwareSettings{Mode: string(sp.Mode), Priority: sp.Priority, Executable: sp.Executable}
 		}
 	}
-	// The tie-break dates of filePolicies are not the policies'.
+	// The tie-break dates of rule-file assignments are not the policies'.
 	if w := fr.Resolution.Winner; w != nil {
 		w.CreatedAt = time.Time{}
 	}
@@ -407,11 +413,14 @@ func printResolve(w io.Writer, out resolveOutput, features []string, org *dsl.Or
 		fr := out.Features[f]
 		res := fr.Resolution
 		fmt.Fprintln(w)
-		switch f {
-		case policy.FeaturePAM:
+		switch {
+		case fr.From == fromError:
+			fmt.Fprintf(w, "%s: cannot be resolved: policy %q (%s) at %s: %s\n", f, res.Winner.PolicyName, assignment(*res.Winner), fr.at, res.Error)
+			fmt.Fprintln(w, "  a server holds this device's UAC requests for approval and tells its agent capture is off")
+		case f == policy.FeaturePAM:
 			on := fr.Settings.(map[string]any)["uacInterceptionEnabled"].(bool)
 			fmt.Fprintf(w, "pam: uacInterceptionEnabled = %t\n", on)
-		case policy.FeatureSoftwarePolicy:
+		case f == policy.FeatureSoftwarePolicy:
 			if s, ok := fr.Settings.(softwareSettings); ok {
 				n := len(s.Executable)
 				fmt.Fprintf(w, "software_policy: %s, %d %s, priority %d\n", s.Mode, n, plural(n, "entry", "entries"), s.Priority)
@@ -426,6 +435,7 @@ func printResolve(w io.Writer, out resolveOutput, features []string, org *dsl.Or
 			settingsAt = " at " + org.ConfigAt.String()
 		}
 		switch {
+		case fr.From == fromError:
 		case res.Source == policy.SourcePolicy:
 			fmt.Fprintf(w, "  from policy %q (%s) at %s\n", res.Winner.PolicyName, assignment(*res.Winner), fr.at)
 		case res.Source == policy.SourceOrgFallback && fr.From == fromOrgSettings:

@@ -470,3 +470,40 @@ func TestResolveStdin(t *testing.T) {
 		t.Errorf("exit %d: %s%s", code, out.String(), errb.String())
 	}
 }
+
+// An assignment whose condition cannot be evaluated (it reads an attribute
+// the device lacks) is reported as such: no settings, the reason, and what
+// a server does about it.
+func TestResolveUndecidableCondition(t *testing.T) {
+	dir := writeRepo(t, map[string]string{"p.pam": `org "acme"
+
+policy "kiosks-block" {
+  feature software {
+    mode = blocklist
+  }
+  assign site "hq" when ` + "`\"kiosk\" in device.tags`" + `
+}
+
+policy "org-allows" {
+  feature software {
+    mode = allowlist
+  }
+  assign org "acme"
+}
+`})
+	r := resolveJSONOf(t, dir, `{"id": "pc-1", "org": "acme", "site": "hq"}`, "--feature", "software_policy")
+	got := r.Features["software_policy"]
+	if got.From != "error" || got.Resolution.Source != policy.SourceError || got.Resolution.Winner == nil ||
+		got.Resolution.Winner.PolicyName != "kiosks-block" || !strings.Contains(got.Resolution.Error, "tags") || string(got.Settings) != "null" {
+		t.Fatalf("%+v", got)
+	}
+	code, out, _ := runResolveDevice(t, dir, `{"id": "pc-1", "org": "acme", "site": "hq"}`, "--feature", "software_policy")
+	if code != exitOK || !strings.Contains(out, `software_policy: cannot be resolved: policy "kiosks-block"`) || !strings.Contains(out, "holds this device's UAC requests") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	// With the attribute the condition decides, and the org's allowlist wins.
+	r = resolveJSONOf(t, dir, `{"id": "pc-1", "org": "acme", "site": "hq", "attributes": {"tags": ["office"]}}`, "--feature", "software_policy")
+	if w := r.Features["software_policy"].Resolution.Winner; w == nil || w.PolicyName != "org-allows" {
+		t.Fatalf("with tags: %+v", w)
+	}
+}
