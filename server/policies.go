@@ -986,8 +986,10 @@ func (s *Server) auditPolicy(tx *store.Tx, c *Caller, p *policy.Policy, action s
 		features = append(features, f)
 	}
 	slices.Sort(features)
+	// Assignments are left out, even counted: they may name, or count,
+	// other organisations' places.
 	summary := map[string]any{"partnerWide": true, "partnerId": p.PartnerID, "name": p.Name, "active": p.Active,
-		"features": features, "assignments": len(p.Assignments)}
+		"features": features}
 	if changed != nil {
 		summary["fields"] = changed
 	}

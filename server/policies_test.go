@@ -439,6 +439,9 @@ func TestPolicyPartnerWide(t *testing.T) {
 		if strings.Contains(string(r.Details), siteA2) {
 			t.Errorf("org A's audit names another organisation's site: %s", r.Details)
 		}
+		if r.Subject == id && strings.Contains(string(r.Details), `"assignments"`) {
+			t.Errorf("org A's audit counts assignments that may be other organisations': %s", r.Details)
+		}
 		return true
 	}); err != nil {
 		t.Fatal(err)
