@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/interpreter"
@@ -238,15 +239,36 @@ func NewResolver(policies []Policy) *Resolver {
 	return r
 }
 
-// lower is strings.ToLower without the copy for text that is already
-// lower case (ids as the store keeps them).
+// lower is the key two strings equal under strings.EqualFold share: each
+// rune replaced by the lower case of the smallest rune of its simple
+// case-folding orbit (for ASCII, its lower case). Text that is already a key (ids as the store keeps
+// them) is returned without a copy.
 func lower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
-			return strings.ToLower(s)
+	key, ascii := true, true
+	for i := 0; i < len(s) && ascii; i++ {
+		switch c := s[i]; {
+		case c >= 0x80:
+			key, ascii = false, false
+		case c >= 'A' && c <= 'Z':
+			key = false
 		}
 	}
-	return s
+	switch {
+	case key:
+		return s
+	case ascii:
+		return strings.ToLower(s)
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(unicode.ToLower(m)) // lower case, as the ASCII keys
+	}
+	return b.String()
 }
 
 // precedence orders assignments of one level: lower priority first, then

@@ -473,3 +473,24 @@ func TestResolveFailsClosedOnUndecidableConditions(t *testing.T) {
 		}
 	}
 }
+
+// Names compare as strings.EqualFold does, beyond ASCII too.
+func TestNamesFoldLikeEqualFold(t *testing.T) {
+	for _, c := range []struct{ a, b string }{
+		{"HQ", "hq"}, {"ΟΔΟΣ", "οδος"}, {"ΟΔΟΣ", "οδοσ"}, {"Straße", "STRASSE"}, {"K", "\u212a"}, {"ſ", "S"},
+	} {
+		if got, want := lower(c.a) == lower(c.b), strings.EqualFold(c.a, c.b); got != want {
+			t.Errorf("%q, %q: same key %v, EqualFold %v", c.a, c.b, got, want)
+		}
+	}
+	if s := "019ecab9-4500-7000-8000-000000000001"; lower(s) != s {
+		t.Fatal("an id in store form changed")
+	}
+	p := pol("greek site", true, at(LevelSite, "ΟΔΟΣ", 0, 0))
+	p.OrgID, p.FromFiles, p.FileOrg = "", true, "acme"
+	d := deviceX()
+	d.OrgName, d.SiteName = "acme", "οδος"
+	if res := NewResolver([]Policy{p}).Resolve(d, FeaturePAM, false); res.Winner == nil {
+		t.Fatal("a site name equal under EqualFold did not match")
+	}
+}
