@@ -44,8 +44,10 @@ type Projection struct {
 	orgs   map[store.ID]*orgRows
 	rows   int
 
+	loadMu  sync.Mutex // guards loading and queue
 	loading bool
 	queue   []*store.Request
+	broken  atomic.Bool
 }
 
 // obsKey is one distinct observation, AD groups aside (they vary from
@@ -103,6 +105,9 @@ func LoadProjection(st *store.Store) (*Projection, error) {
 	if err := st.Watch(p.Apply); err != nil {
 		return nil, err
 	}
+	// The scan builds rows nobody else reads yet, under p.mu; commits made
+	// meanwhile only queue under p.loadMu, so the store's writer never
+	// waits for the scan.
 	var err error
 	p.mu.Lock()
 	err = st.ScanRows(store.ScanOptions{}, func(r *store.Request) bool {
@@ -112,14 +117,22 @@ func LoadProjection(st *store.Store) (*Projection, error) {
 	for _, o := range p.orgs {
 		o.rows = slices.Clip(o.rows) // no spare capacity beyond the next append's
 	}
-	// Whatever the scan found, stop queueing: the queue is applied now.
+	p.mu.Unlock()
+	// Stop queueing and apply the queue, in commit order; commits from now
+	// on wait for this and follow.
+	p.loadMu.Lock()
+	p.mu.Lock()
 	for _, r := range p.queue {
 		if e := p.put(r); e != nil && err == nil {
 			err = e
 		}
 	}
 	p.queue, p.loading = nil, false
+	if err != nil {
+		p.broken.Store(true) // its watch stays registered: it must do nothing
+	}
 	p.mu.Unlock()
+	p.loadMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("simulate: loading the request history: %w", err)
 	}
@@ -127,18 +140,33 @@ func LoadProjection(st *store.Store) (*Projection, error) {
 }
 
 // Apply records new requests and new states of known ones (the store's
-// watch calls it after each commit). The requests are not kept.
+// watch calls it after each commit). The requests are not kept. A request
+// the projection cannot hold marks it broken: it no longer answers for
+// the store (StoreHistory then reads the store itself).
 func (p *Projection) Apply(rs []*store.Request) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.loading {
-		p.queue = append(p.queue, rs...)
+	if p.broken.Load() {
 		return
 	}
+	p.loadMu.Lock()
+	if p.loading {
+		p.queue = append(p.queue, rs...)
+		p.loadMu.Unlock()
+		return
+	}
+	p.loadMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, r := range rs {
-		_ = p.put(r) // the store validated them; an unparsable id is skipped
+		if err := p.put(r); err != nil {
+			p.broken.Store(true)
+			return
+		}
 	}
 }
+
+// Broken reports whether a request could not be recorded, so the
+// projection no longer mirrors the store.
+func (p *Projection) Broken() bool { return p.broken.Load() }
 
 // Len is the number of requests held.
 func (p *Projection) Len() int {
@@ -321,7 +349,8 @@ type Scope struct {
 	// restricted to some sites.
 	Sites []string
 	// MaxScan stops the read after that many requests (0 = no cap); the
-	// newest are read first.
+	// newest are read first within each organisation, and organisations
+	// one after the other.
 	MaxScan int
 	// Ctx, when set, ends the read with its error once it is done.
 	Ctx context.Context
@@ -584,9 +613,18 @@ func (p *Projection) preview(sc Scope, stat *ScanStat, flow engine.FlowType, rs 
 	return p.scan(sc, stat, func(orgID string, r *histRow) bool {
 		at := time.Unix(0, r.at).UTC()
 		var m bool
-		if int(r.obs) < len(memo) {
+		switch {
+		case int(r.obs) < len(memo) && memo[r.obs] != 0:
 			m = memo[r.obs] == 1
-		} else { // an observation newer than the memo
+		case int(r.obs) < len(memo):
+			// A row the first pass did not see (it arrived since, or the
+			// cap now falls elsewhere): decided here, and remembered.
+			m = p.tablesLocked().decide(memoRS, flow, r.obs, at)
+			memo[r.obs] = 2
+			if m {
+				memo[r.obs] = 1
+			}
+		default: // an observation newer than the memo
 			m = p.tablesLocked().decide(memoRS, flow, r.obs, at)
 		}
 		if m && memoRS != rs {
@@ -673,7 +711,7 @@ func (h *StoreHistory) Wait() (*Projection, error) {
 
 // reader is what reads now.
 func (h *StoreHistory) reader() Reader {
-	if p := h.proj.Load(); p != nil {
+	if p := h.proj.Load(); p != nil && !p.Broken() {
 		return p
 	}
 	return h.direct

@@ -211,3 +211,30 @@ func TestProjectionInternsRepeatedValues(t *testing.T) {
 		t.Fatalf("footprint %d bytes for 500 rows", f)
 	}
 }
+
+// A request the projection cannot hold breaks it: it stops taking writes,
+// and the store history reads the store itself from then on.
+func TestBrokenProjectionFallsBackToTheStore(t *testing.T) {
+	w := newWorld(t)
+	w.put(t, row{ago: time.Hour})
+	h := WatchStore(w.st)
+	p, err := h.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.reader() != Reader(p) {
+		t.Fatal("the loaded projection is not read")
+	}
+	p.Apply([]*store.Request{{ID: "not-an-id", OrgID: w.org, Status: store.StatusPending, Flow: engine.FlowUAC}})
+	if !p.Broken() {
+		t.Fatal("an unrecordable request did not break the projection")
+	}
+	if _, ok := h.reader().(StoreReader); !ok {
+		t.Fatalf("a broken projection is still read: %T", h.reader())
+	}
+	w.put(t, row{ago: time.Minute})
+	res := preview(t, w, PreviewInput{Draft: userDraft(`acme\sarah`)})
+	if got, err := PreviewFrom(h, PreviewInput{OrgID: w.org, Now: now, Draft: userDraft(`acme\sarah`)}); err != nil || got.TotalMatched != res.TotalMatched || res.TotalMatched != 2 {
+		t.Fatalf("through the broken history: %+v %v, the store's %+v", got, err, res)
+	}
+}

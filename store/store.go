@@ -284,8 +284,15 @@ func (s *Store) notify(rows [][]byte) {
 		rs = append(rs, r)
 	}
 	for _, fn := range ws {
-		fn(rs)
+		tell(fn, rs)
 	}
+}
+
+// tell calls one watcher; a watcher that panics must not take the writer,
+// and every caller waiting on it, down: the commit is already made.
+func tell(fn func([]*Request), rs []*Request) {
+	defer func() { _ = recover() }()
+	fn(rs)
 }
 
 // Dir is the data directory.

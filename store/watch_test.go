@@ -91,3 +91,25 @@ func TestWatchSeesCommittedRequestsOnly(t *testing.T) {
 		t.Fatalf("%d committed requests never told", len(want))
 	}
 }
+
+// A watcher that panics neither stops the writer nor the other watchers.
+func TestWatcherPanicIsContained(t *testing.T) {
+	w := newWorld(t, 43, 0)
+	if err := w.st.Watch(func([]*Request) { panic("watcher bug") }); err != nil {
+		t.Fatal(err)
+	}
+	var told []*Request
+	var mu sync.Mutex
+	if err := w.st.Watch(func(rs []*Request) { mu.Lock(); told = append(told, rs...); mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		r := w.newRequest(w.orgs[0])
+		mustUpdate(t, w.st, func(tx *Tx) error { return tx.PutRequest(r) })
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(told) != 3 {
+		t.Fatalf("the second watcher was told of %d requests, want 3", len(told))
+	}
+}
