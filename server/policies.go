@@ -821,9 +821,14 @@ func decodeAssignments(raw json.RawMessage, old []policy.Assignment, create bool
 				return nil, invBad(field, "is not a known field")
 			}
 		}
-		if kept != nil {
+		switch {
+		case kept != nil && kept.Level == a.Level && sameID(kept.Target, a.Target):
 			a.ID, a.CreatedAt = kept.ID, kept.CreatedAt
-		} else {
+		case kept != nil:
+			// Moved elsewhere: it is a new assignment there, and must not
+			// win ties by the age of the old one.
+			a.ID, a.CreatedAt = kept.ID, now
+		default:
 			a.ID, a.CreatedAt = store.NewID(now), now
 		}
 		out = append(out, a)
@@ -834,9 +839,8 @@ func decodeAssignments(raw json.RawMessage, old []policy.Assignment, create bool
 // validateAPIPolicy is policy.ValidatePolicy plus what the API adds:
 // targets are ids (names are for rule files), kept in canonical form.
 func validateAPIPolicy(p *policy.Policy) error {
-	if err := policy.ValidatePolicy(p); err != nil {
-		return err
-	}
+	// Targets in canonical form first, so that the policy's own checks
+	// (one assignment per target among them) see them as stored.
 	var es engine.FieldErrors
 	for i := range p.Assignments {
 		a := &p.Assignments[i]
@@ -846,6 +850,13 @@ func validateAPIPolicy(p *policy.Policy) error {
 			continue
 		}
 		a.Target = id.String()
+	}
+	if err := policy.ValidatePolicy(p); err != nil {
+		var more engine.FieldErrors
+		if !errors.As(err, &more) {
+			return err
+		}
+		es = append(es, more...)
 	}
 	if len(es) > 0 {
 		return es
@@ -1014,8 +1025,8 @@ func (s *Server) auditPolicy(tx *store.Tx, c *Caller, p *policy.Policy, action s
 // setting, over the API or in its rule files) or "default" (neither: off).
 func pamSource(res policy.Resolution, orgFlag *bool) string {
 	switch {
-	case res.Source == policy.SourcePolicy:
-		return policy.SourcePolicy
+	case res.Source == policy.SourcePolicy, res.Source == policy.SourceError:
+		return res.Source
 	case orgFlag != nil:
 		return policy.SourceOrgFallback
 	}
@@ -1077,7 +1088,7 @@ func (s *Server) effectivePolicy(w http.ResponseWriter, req *http.Request, ps ht
 			}
 			return lifecycleError(err, nil)
 		}
-		res := apiResolution{Feature: f, Source: r.Source, Winner: r.Winner}
+		res := apiResolution{Feature: f, Source: r.Source, Winner: r.Winner, Error: r.Error}
 		if r.Source == policy.SourcePolicy {
 			res.Settings = r.Settings
 		}

@@ -293,7 +293,7 @@ func (s *Server) previewRule(w http.ResponseWriter, req *http.Request, _ httprou
 		draft = engine.NormalizeRule(draft)
 	}
 	res, err := simulate.PreviewFrom(s.history, simulate.PreviewInput{Ctx: req.Context(), OrgID: org, Draft: draft, Groups: groups, WindowDays: opts.days,
-		Flow: opts.flow, SiteID: opts.site, Sites: c.Sites, Now: s.lc.Clock().Now(), MaxScan: s.conf.PreviewMaxScan})
+		Flow: opts.flow, SiteID: opts.site, Sites: c.Sites, Now: s.lc.Clock().Now(), MaxScan: s.previewMaxScan()})
 	if err != nil {
 		return err
 	}
