@@ -301,8 +301,9 @@ var constEnv = sync.OnceValues(func() (*cel.Env, error) { return cel.NewEnv() })
 
 // constantCondition evaluates an assignment condition that reads nothing
 // of the device. constant is false when the condition reads the device
-// (or cannot be compiled here); err is set when it fails, which the
-// resolver treats as not holding.
+// (or cannot be compiled here); err is set when it fails (loading refuses
+// such a condition already: it would make every device it is assigned to
+// unresolvable).
 func constantCondition(src string) (holds, constant bool, err error) {
 	env, envErr := constEnv()
 	if envErr != nil {

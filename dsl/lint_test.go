@@ -284,7 +284,6 @@ func TestLintPolicyNeverApplies(t *testing.T) {
 			policySrc("unassigned", pamOn) + // line 9
 			policySrc("featureless", `assign org "acme"`, `assign site "london"`) + // line 15
 			policySrc("never-true", pamOn, `assign group "kiosks" when "false"`, `assign site "london" when "1 > 2 || [1, 2].size() == 3"`) + // line 20
-			policySrc("fails-everywhere", pamOn, `assign device "pc-1" when "1 / 0 == 1"`) + // line 28
 			// Not reported: each of these may apply to some device.
 			policySrc("one-live-assignment", pamOn, `assign group "kiosks" when "false"`, `assign org "acme"`) +
 			policySrc("reads-the-device", pamOn, `assign group "kiosks" when "device.os == 'linux' && false"`) +
@@ -305,9 +304,18 @@ func TestLintPolicyNeverApplies(t *testing.T) {
 			"add `feature pam { … }` or `feature software { … }`, or delete it"),
 		w(20, "never-true", `policy "never-true" never applies: `+cond+
 			` (assign group "kiosks" when "false" is false; assign site "london" when "1 > 2 || [1, 2].size() == 3" is false)`, condHint),
-		w(28, "fails-everywhere", `policy "fails-everywhere" never applies: `+cond+
-			` (assign device "pc-1" when "1 / 0 == 1" fails: division by zero)`, condHint),
 	)
+}
+
+// A condition that reads nothing of the device and always fails is not a
+// lint but an error: it would make every device it is assigned to
+// unresolvable.
+func TestConstantFailingConditionIsAnError(t *testing.T) {
+	srcs := one(policySrc("fails-everywhere", "feature pam {\n    uac_interception = true\n  }", `assign device "pc-1" when "1 / 0 == 1"`))
+	rep := Check(Load(srcs), CheckOptions{})
+	if rep.Diags.Errors() != 1 || !strings.Contains(rep.Diags[0].Msg, "always fails") {
+		t.Fatalf("diagnostics %v", rep.Diags)
+	}
 }
 
 // In a repository without org declarations the hint cannot name the org.

@@ -100,7 +100,28 @@ func checkCondition(src string) (*cel.Ast, ConditionErrors) {
 		}
 		return nil, ConditionErrors{{Line: line, Col: col, Msg: msg}}
 	}
+	// A condition that reads nothing of the device has one outcome for
+	// every device; one that always fails would make the resolution of
+	// every device it is assigned to an error.
+	if !readsDevice(ast) {
+		if prg, err := env.Program(ast, cel.CostLimit(conditionCostLimit)); err == nil {
+			if _, err := evalCondition(prg, map[string]any{"device": map[string]any{}}); err != nil {
+				line, col := exprStart(ast)
+				return nil, ConditionErrors{{Line: line, Col: col, Msg: "condition reads nothing of the device and always fails: " + err.Error()}}
+			}
+		}
+	}
 	return ast, nil
+}
+
+// readsDevice reports whether a checked condition refers to the device.
+func readsDevice(ast *cel.Ast) bool {
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		if ref.Name == "device" {
+			return true
+		}
+	}
+	return false
 }
 
 // position converts CEL's 1-based line and 0-based column to 1-based both.

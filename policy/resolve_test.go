@@ -494,3 +494,25 @@ func TestNamesFoldLikeEqualFold(t *testing.T) {
 		t.Fatal("a site name equal under EqualFold did not match")
 	}
 }
+
+// A condition that reads nothing of the device and always fails would make
+// every device it is assigned to unresolvable: it is refused where it is
+// written.
+func TestConstantFailingConditionRefused(t *testing.T) {
+	for _, c := range []struct {
+		src string
+		bad bool
+	}{
+		{`1 / 0 == 1`, true},
+		{`[1][3] == 1`, true},
+		{`false`, false},
+		{`1 > 2`, false},
+		{`device.os == "windows"`, false},
+		{`has(device.tags) && 1 / 0 == 1`, false}, // reads the device: decided per device
+	} {
+		_, err := CompileCondition(c.src)
+		if (err != nil) != c.bad {
+			t.Errorf("%q: %v", c.src, err)
+		}
+	}
+}
