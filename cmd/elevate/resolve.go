@@ -29,8 +29,10 @@ feature's default). For each feature the closest level wins (device, group,
 site, org, partner), then the lower assignment priority, then the
 assignment declared first (files in path order, top to bottom). A
 disabled policy, one without the feature, and an assignment whose condition
-is false or fails are passed over; --explain lists them with the reason,
-closest first.
+is false are passed over; --explain lists them with the reason, closest
+first. An assignment whose condition cannot be evaluated (it reads an
+attribute the device lacks, say) makes the feature unresolved: a server
+then holds the device's UAC requests for approval.
 
 The device file (FILE.json, or - for stdin) is one JSON object; targets in
 rule files are names, so give the names (or ids) the files use. They are
@@ -49,7 +51,8 @@ compared ignoring case. Unknown keys are refused.
    "attributes": {"tags": ["laptop"]}}  further device.<name> for conditions
 
 Exit status: 0 resolved, 1 internal error, 2 usage or invalid device,
-3 the repository does not compile (file:line:col on stderr).
+3 the repository does not compile (file:line:col on stderr), 4 a feature
+cannot be resolved (its answer says which assignment and why).
 
 Flags:
 `
@@ -200,15 +203,24 @@ func runResolve(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		out.Features[feature] = fr
 	}
 
+	code := exitOK
+	for _, fr := range out.Features {
+		if fr.From == fromError {
+			code = exitUnresolved
+		}
+	}
 	if *format == "json" {
 		if err := printJSON(stdout, out); err != nil {
 			return fail(exitInternal, "%v", err)
 		}
-		return exitOK
+		return code
 	}
 	printResolve(stdout, out, features, org, *explain)
-	return exitOK
+	return code
 }
+
+// exitUnresolved: a feature of the device cannot be resolved.
+const exitUnresolved = 4
 
 func deviceName(path string) string {
 	if path == "-" {
@@ -416,7 +428,11 @@ func printResolve(w io.Writer, out resolveOutput, features []string, org *dsl.Or
 		switch {
 		case fr.From == fromError:
 			fmt.Fprintf(w, "%s: cannot be resolved: policy %q (%s) at %s: %s\n", f, res.Winner.PolicyName, assignment(*res.Winner), fr.at, res.Error)
-			fmt.Fprintln(w, "  a server holds this device's UAC requests for approval and tells its agent capture is off")
+			if f == policy.FeaturePAM {
+				fmt.Fprintln(w, "  a server tells this device's agent capture is off")
+			} else {
+				fmt.Fprintln(w, "  a server holds this device's UAC requests for approval (pending)")
+			}
 		case f == policy.FeaturePAM:
 			on := fr.Settings.(map[string]any)["uacInterceptionEnabled"].(bool)
 			fmt.Fprintf(w, "pam: uacInterceptionEnabled = %t\n", on)

@@ -491,14 +491,21 @@ policy "org-allows" {
   assign org "acme"
 }
 `})
-	r := resolveJSONOf(t, dir, `{"id": "pc-1", "org": "acme", "site": "hq"}`, "--feature", "software_policy")
+	code, js, _ := runResolveDevice(t, dir, `{"id": "pc-1", "org": "acme", "site": "hq"}`, "--feature", "software_policy", "--format", "json")
+	if code != exitUnresolved {
+		t.Fatalf("exit %d, want %d", code, exitUnresolved)
+	}
+	var r resolveJSON
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		t.Fatal(err)
+	}
 	got := r.Features["software_policy"]
 	if got.From != "error" || got.Resolution.Source != policy.SourceError || got.Resolution.Winner == nil ||
 		got.Resolution.Winner.PolicyName != "kiosks-block" || !strings.Contains(got.Resolution.Error, "tags") || string(got.Settings) != "null" {
 		t.Fatalf("%+v", got)
 	}
 	code, out, _ := runResolveDevice(t, dir, `{"id": "pc-1", "org": "acme", "site": "hq"}`, "--feature", "software_policy")
-	if code != exitOK || !strings.Contains(out, `software_policy: cannot be resolved: policy "kiosks-block"`) || !strings.Contains(out, "holds this device's UAC requests") {
+	if code != exitUnresolved || !strings.Contains(out, `software_policy: cannot be resolved: policy "kiosks-block"`) || !strings.Contains(out, "holds this device's UAC requests") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	// With the attribute the condition decides, and the org's allowlist wins.
