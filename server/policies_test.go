@@ -668,6 +668,18 @@ func TestAgentPamSettings(t *testing.T) {
 		t.Fatal(r.raw)
 	}
 	check("deleted", true, "org_fallback", "")
+	// An assignment whose condition cannot be evaluated (the device has no
+	// tags): source error, capture off, not the organisation's setting.
+	undecided := e.polCreate(t, e.userA, "", `{"name":"tagged","features":{"pam":{"uacInterceptionEnabled":true}},
+		"assignments":[{"level":"device","targetId":"`+e.d1+`","condition":"'kiosk' in device.tags"}]}`)["id"].(string)
+	check("undecidable condition", false, "error", undecided)
+	r := e.do(t, "GET", "/api/v1/devices/"+e.d1+"/effective-policy?feature=pam", e.userA, "", nil)
+	if r.status != 200 || !strings.Contains(r.raw, `"source":"error"`) || !strings.Contains(r.raw, "tags") {
+		t.Fatalf("effective policy: %d %s", r.status, r.raw)
+	}
+	if r := e.call(t, "DELETE", polPath+"/"+undecided, e.userA, ""); r.status != 200 {
+		t.Fatal(r.raw)
+	}
 	if r := e.call(t, "PUT", "/pam/config", e.userA, `{"uacInterceptionEnabled":null}`); r.status != 200 {
 		t.Fatal(r.raw)
 	}
