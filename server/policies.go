@@ -458,7 +458,7 @@ func (s *Server) createPolicy(w http.ResponseWriter, req *http.Request, _ httpro
 	var out apiPolicy
 	err = s.lc.Store().Update(func(tx *store.Tx) error {
 		sn := tx.Read()
-		if err := checkPolicyTargets(sn, &p); err != nil {
+		if err := checkPolicyTargets(sn, &p, nil); err != nil {
 			return err
 		}
 		if err := tx.PutPolicy(&p); err != nil {
@@ -551,7 +551,12 @@ func (s *Server) patchPolicy(w http.ResponseWriter, req *http.Request, ps httpro
 			} else if !bytes.Equal(b, before) {
 				return errPolicyChanged
 			}
-			if err := checkPolicyTargets(sn, next); err != nil {
+			kept := func(a *policy.Assignment) bool {
+				return slices.ContainsFunc(cur.Assignments, func(o policy.Assignment) bool {
+					return sameID(o.ID, a.ID) && o.Level == a.Level && sameID(o.Target, a.Target)
+				})
+			}
+			if err := checkPolicyTargets(sn, next, kept); err != nil {
 				return err
 			}
 			if err := tx.PutPolicy(next); err != nil {
@@ -868,7 +873,7 @@ func validateAPIPolicy(p *policy.Policy) error {
 // every assignment names an object of the owner (see the top of this
 // file). Every bad target is listed; a missing target and another
 // tenant's read the same.
-func checkPolicyTargets(sn *store.Snapshot, p *policy.Policy) error {
+func checkPolicyTargets(sn *store.Snapshot, p *policy.Policy, unchanged func(*policy.Assignment) bool) error {
 	var orgs []store.Org
 	partner, where := "", "in the policy's organisation"
 	if p.OrgID != "" {
@@ -906,6 +911,12 @@ func checkPolicyTargets(sn *store.Snapshot, p *policy.Policy) error {
 	groups := map[string][]store.DeviceGroup{}
 	var es engine.FieldErrors
 	for i, a := range p.Assignments {
+		if unchanged != nil && unchanged(&a) {
+			// Checked when it was written; the hierarchy may have moved
+			// since, which resolution sees (a device never gets a policy
+			// its organisation does not own), so it does not block edits.
+			continue
+		}
 		ok := false
 		switch a.Level {
 		case policy.LevelPartner:

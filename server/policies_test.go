@@ -449,6 +449,21 @@ func TestPolicyPartnerWide(t *testing.T) {
 	if got := invAuditActions(t, e.st, e.orgB, id); len(got) != 0 {
 		t.Errorf("org B's audit: %v", got)
 	}
+	// Org A2 moves to partner Q: the assignment to its site no longer
+	// checks out, but an edit that leaves it as it was is not refused for
+	// it (and devices of A2 no longer reach P's policy anyway).
+	if err := e.st.Update(func(tx *store.Tx) error {
+		return tx.PutOrg(&store.Org{ID: orgA2, PartnerID: e.pQ, Name: "A2"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.call(t, "PATCH", polPath+"/"+id, e.partnerP, `{"name":"P baseline, renamed"}`); r.status != 200 {
+		t.Fatalf("rename after the move: %d %s", r.status, r.raw)
+	}
+	// A new assignment there is still refused.
+	if r := e.call(t, "PATCH", polPath+"/"+id, e.partnerP, `{"assignments":[{"level":"organization","targetId":"`+orgA2+`"}]}`); r.status != 400 {
+		t.Fatalf("a new assignment to a moved organisation: %d %s", r.status, r.raw)
+	}
 	if r := e.call(t, "DELETE", polPath+"/"+id, e.partnerP, ""); r.status != 200 {
 		t.Fatalf("partner delete: %d %s", r.status, r.raw)
 	}
