@@ -241,20 +241,11 @@ func (s *Server) previewRule(w http.ResponseWriter, req *http.Request, _ httprou
 		return err
 	}
 	_, fromSource := body["source"]
-	draftFields := map[string]json.RawMessage{}
-	for k, v := range body {
-		switch k {
-		case "windowDays", "flowType", "siteId", "source":
-		case "verdict", "name", "priority", "description", "enabled", "approvalDurationMinutes", "orgId":
-			// Not criteria: the draft is tried as an enabled org-wide rule.
-			if fromSource {
+	if fromSource {
+		for k := range body {
+			if k != "source" && !slices.Contains(simulate.PreviewOptionKeys, k) {
 				return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: k, Message: k + ": not with source (the rule text is the draft)"}
 			}
-		default:
-			if fromSource {
-				return &apiError{Status: http.StatusBadRequest, Code: "VALIDATION", Target: k, Message: k + ": not with source (the rule text is the draft)"}
-			}
-			draftFields[k] = v
 		}
 	}
 	opts, err := historyOptions(body, c)
@@ -279,18 +270,8 @@ func (s *Server) previewRule(w http.ResponseWriter, req *http.Request, _ httprou
 			g.OrgID = org
 			groups = append(groups, g)
 		}
-	} else {
-		draftFields["name"], draftFields["verdict"] = json.RawMessage(`"preview"`), json.RawMessage(`"require_approval"`)
-		raw, _ := json.Marshal(draftFields)
-		d, err := lifecycle.DecodeRule(raw)
-		if err != nil {
-			return lifecycleError(err, nil)
-		}
-		draft = *d
-		if err := engine.ValidateRule(&draft); err != nil {
-			return lifecycleError(err, nil)
-		}
-		draft = engine.NormalizeRule(draft)
+	} else if draft, err = simulate.DraftFromBody(body); err != nil {
+		return lifecycleError(err, nil)
 	}
 	res, err := simulate.PreviewFrom(s.history, simulate.PreviewInput{Ctx: req.Context(), OrgID: org, Draft: draft, Groups: groups, WindowDays: opts.days,
 		Flow: opts.flow, SiteID: opts.site, Sites: c.Sites, Now: s.lc.Clock().Now(), MaxScan: s.previewMaxScan()})

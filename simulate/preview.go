@@ -5,11 +5,13 @@ package simulate
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/elevate-pam/elevate/engine"
+	"github.com/elevate-pam/elevate/lifecycle"
 	"github.com/elevate-pam/elevate/store"
 )
 
@@ -62,6 +64,44 @@ type PreviewResult struct {
 	Truncated       bool           `json:"truncated"`
 	StatusBreakdown map[string]int `json:"statusBreakdown"`
 	Sample          []Sample       `json:"sample"`
+}
+
+// PreviewOptionKeys are the keys of a preview body (pam-semantics §8) that
+// choose what to scan; the other keys describe the draft.
+var PreviewOptionKeys = []string{"windowDays", "flowType", "siteId"}
+
+// ignoredRuleKeys are rule fields a preview body may carry that do not
+// take part: the draft is tried as an enabled, organisation-wide rule.
+var ignoredRuleKeys = []string{"verdict", "name", "priority", "description", "enabled", "approvalDurationMinutes", "orgId"}
+
+// IsDraftCriterion reports whether a preview body key is one of the
+// draft's criteria: neither an option nor a rule field the preview ignores.
+func IsDraftCriterion(k string) bool {
+	return !slices.Contains(PreviewOptionKeys, k) && !slices.Contains(ignoredRuleKeys, k)
+}
+
+// DraftFromBody is the draft a preview body's criteria describe, read as
+// POST /pam/rules reads a rule (unknown fields refused), validated and
+// normalised. Errors are the rule decoder's or an engine.FieldErrors.
+func DraftFromBody(body map[string]json.RawMessage) (engine.Rule, error) {
+	fields := map[string]json.RawMessage{"name": json.RawMessage(`"preview"`), "verdict": json.RawMessage(`"require_approval"`)}
+	for k, v := range body {
+		if IsDraftCriterion(k) {
+			fields[k] = v
+		}
+	}
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return engine.Rule{}, err
+	}
+	d, err := lifecycle.DecodeRule(raw)
+	if err != nil {
+		return engine.Rule{}, err
+	}
+	if err := engine.ValidateRule(d); err != nil {
+		return engine.Rule{}, err
+	}
+	return engine.NormalizeRule(*d), nil
 }
 
 // Preview evaluates the draft alone, as an enabled org-wide rule, against

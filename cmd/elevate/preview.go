@@ -16,7 +16,6 @@ import (
 	"github.com/elevate-pam/elevate/dsl"
 	"github.com/elevate-pam/elevate/dsl/syntax"
 	"github.com/elevate-pam/elevate/engine"
-	"github.com/elevate-pam/elevate/lifecycle"
 	"github.com/elevate-pam/elevate/simulate"
 	"github.com/elevate-pam/elevate/store"
 )
@@ -395,30 +394,25 @@ func jsonDraft(data []byte, pf *previewFlags) (engine.Rule, []string, int) {
 	if err := json.Unmarshal(data, &body); err != nil {
 		return engine.Rule{}, []string{"not a JSON object: " + err.Error()}, exitCompile
 	}
-	draftFields := map[string]json.RawMessage{}
 	var msgs []string
 	for k, v := range body {
+		if !slices.Contains(simulate.PreviewOptionKeys, k) {
+			continue // the draft's, read below
+		}
+		if pf.set[strings.TrimPrefix(flagNames[slices.Index(bodyNames[:], k)], "--")] || string(v) == "null" {
+			continue
+		}
+		var err error
 		switch k {
-		case "windowDays", "flowType", "siteId":
-			if pf.set[strings.TrimPrefix(flagNames[slices.Index(bodyNames[:], k)], "--")] || string(v) == "null" {
-				continue
-			}
-			var err error
-			switch k {
-			case "windowDays":
-				err = json.Unmarshal(v, &pf.windowDays)
-			case "flowType":
-				err = json.Unmarshal(v, &pf.flow)
-			case "siteId":
-				err = json.Unmarshal(v, &pf.site)
-			}
-			if err != nil {
-				msgs = append(msgs, k+": has the wrong type")
-			}
-		case "verdict", "name", "priority", "description", "enabled", "approvalDurationMinutes", "orgId":
-			// Not criteria: the draft is tried as an enabled org-wide rule.
-		default:
-			draftFields[k] = v
+		case "windowDays":
+			err = json.Unmarshal(v, &pf.windowDays)
+		case "flowType":
+			err = json.Unmarshal(v, &pf.flow)
+		case "siteId":
+			err = json.Unmarshal(v, &pf.site)
+		}
+		if err != nil {
+			msgs = append(msgs, k+": has the wrong type")
 		}
 	}
 	if msgs != nil {
@@ -427,15 +421,7 @@ func jsonDraft(data []byte, pf *previewFlags) (engine.Rule, []string, int) {
 	if err := pf.check(bodyNames); err != nil {
 		return engine.Rule{}, []string{err.Error()}, exitCompile
 	}
-	draftFields["name"], draftFields["verdict"] = json.RawMessage(`"preview"`), json.RawMessage(`"require_approval"`)
-	raw, err := json.Marshal(draftFields)
-	if err != nil {
-		return engine.Rule{}, []string{err.Error()}, exitInternal
-	}
-	d, err := lifecycle.DecodeRule(raw)
-	if err == nil {
-		err = engine.ValidateRule(d)
-	}
+	d, err := simulate.DraftFromBody(body)
 	if err != nil {
 		var fes engine.FieldErrors
 		if errors.As(err, &fes) {
@@ -447,7 +433,7 @@ func jsonDraft(data []byte, pf *previewFlags) (engine.Rule, []string, int) {
 		}
 		return engine.Rule{}, msgs, exitCompile
 	}
-	return engine.NormalizeRule(*d), nil, exitOK
+	return d, nil, exitOK
 }
 
 // previewHead is what the text report says about the run.
