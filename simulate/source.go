@@ -34,15 +34,7 @@ func CaseOf(r *store.Request, c *Case) {
 // StoreSource reads the requests of one organisation ("" = every one)
 // requested within [from, to] (zero = unbounded) from a store.
 func StoreSource(st *store.Store, org string, from, to time.Time) Source {
-	return func(yield func(*Case) bool) error {
-		var c Case
-		return st.ScanRows(store.ScanOptions{OrgID: org, From: from, To: to}, func(r *store.Request) bool {
-			// The row is lent for this call only: the case keeps a copy.
-			CaseOf(r, &c)
-			ownCase(&c)
-			return yield(&c)
-		})
-	}
+	return StoreReader{st}.Source(Scope{OrgID: org, From: from, To: to}, nil)
 }
 
 // History is a JSON Lines history as `elevate export --data` writes it:
