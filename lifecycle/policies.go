@@ -17,16 +17,15 @@ type policyState struct {
 	mu    sync.Mutex
 	ver   uint64
 	gen   uint64
-	named bool // some policy comes from rule files, whose targets may be names
 	cache *policy.Cache
 }
 
 // policies returns the resolution cache for the policies sn holds and the
-// rule files give, and whether devices need their places' names.
-func (s *Service) policies(sn *store.Snapshot) (*policy.Cache, bool, error) {
+// rule files give.
+func (s *Service) policies(sn *store.Snapshot) (*policy.Cache, error) {
 	ver, err := sn.PolicyVersion()
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	var files []FileOrg
 	var gen uint64
@@ -39,38 +38,33 @@ func (s *Service) policies(sn *store.Snapshot) (*policy.Cache, bool, error) {
 	// the newer policies rather than putting the older ones back for
 	// everyone.
 	if s.pol.cache != nil && ver <= s.pol.ver && gen <= s.pol.gen {
-		return s.pol.cache, s.pol.named, nil
+		return s.pol.cache, nil
 	}
 	ps, err := sn.Policies()
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	named := false
 	for _, f := range files {
 		ps = append(ps, f.Policies...)
-		named = named || len(f.Policies) > 0
 	}
 	if s.pol.cache == nil {
 		s.pol.cache = policy.NewCache(ps)
 	} else {
 		s.pol.cache.SetPolicies(ps)
 	}
-	s.pol.ver, s.pol.gen, s.pol.named = ver, gen, named
-	return s.pol.cache, named, nil
+	s.pol.ver, s.pol.gen = ver, gen
+	return s.pol.cache, nil
 }
 
 // PolicyDevice is a stored device as resolution sees it: its organisation
 // gives its partner; its stored attributes are what conditions read
-// besides its own fields. With named, the names of its organisation,
-// partner, site and groups are read too, for rule-file policies that
-// target them by name.
-func PolicyDevice(sn *store.Snapshot, dev *store.Device, org *store.Org, named bool) (*policy.Device, error) {
+// besides its own fields. The names of its partner, site and groups are
+// read where r has rule-file assignments that target names at that level
+// (the organisation's name and the hostname come free).
+func PolicyDevice(sn *store.Snapshot, dev *store.Device, org *store.Org, r *policy.Resolver) (*policy.Device, error) {
 	d := &policy.Device{ID: dev.ID, OrgID: dev.OrgID, SiteID: dev.SiteID, GroupIDs: dev.GroupIDs, OS: dev.OS,
 		Hostname: dev.Hostname, Attributes: dev.Attributes, OrgName: org.Name, PartnerID: org.PartnerID}
-	if !named {
-		return d, nil
-	}
-	if org.PartnerID != "" {
+	if org.PartnerID != "" && r.NamesAt(policy.LevelPartner) {
 		ps, err := sn.Partners()
 		if err != nil {
 			return nil, err
@@ -81,7 +75,7 @@ func PolicyDevice(sn *store.Snapshot, dev *store.Device, org *store.Org, named b
 			}
 		}
 	}
-	if dev.SiteID != "" {
+	if dev.SiteID != "" && r.NamesAt(policy.LevelSite) {
 		site, err := sn.Site(dev.OrgID, dev.SiteID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
@@ -90,7 +84,7 @@ func PolicyDevice(sn *store.Snapshot, dev *store.Device, org *store.Org, named b
 			d.SiteName = site.Name
 		}
 	}
-	if len(dev.GroupIDs) > 0 {
+	if len(dev.GroupIDs) > 0 && r.NamesAt(policy.LevelDeviceGroup) {
 		gs, err := sn.DeviceGroups(dev.OrgID)
 		if err != nil {
 			return nil, err
@@ -147,11 +141,11 @@ func (s *Service) ResolvePolicy(deviceID, feature string, explain bool) (*Resolv
 // resolveIn resolves feature for a device within a snapshot, from the
 // cache unless explaining.
 func (s *Service) resolveIn(sn *store.Snapshot, dev *store.Device, org *store.Org, feature string, explain bool) (policy.Resolution, error) {
-	c, named, err := s.policies(sn)
+	c, err := s.policies(sn)
 	if err != nil {
 		return policy.Resolution{}, err
 	}
-	d, err := PolicyDevice(sn, dev, org, named)
+	d, err := PolicyDevice(sn, dev, org, c.Resolver())
 	if err != nil {
 		return policy.Resolution{}, err
 	}

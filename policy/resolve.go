@@ -157,6 +157,7 @@ type Resolver struct {
 	byTarget map[target]int32 // → index in lists
 	lists    [][]*candidate   // each in precedence order, all in one backing array
 	named    bool             // some policy is a rule file's: targets may be names
+	namesAt  map[Level]bool   // levels where a rule-file target is a name
 	policies int
 }
 
@@ -187,7 +188,7 @@ func NewResolver(policies []Policy) *Resolver {
 	for i := range ps {
 		n += len(ps[i].Assignments)
 	}
-	r := &Resolver{byTarget: make(map[target]int32, n), policies: len(policies)}
+	r := &Resolver{byTarget: make(map[target]int32, n), policies: len(policies), namesAt: map[Level]bool{}}
 	// Two passes: number the targets and count their assignments, then
 	// lay every list out in one array.
 	cands := make([]candidate, 0, n)
@@ -210,6 +211,7 @@ func NewResolver(policies []Policy) *Resolver {
 				k.id = fileID + k.id
 			default:
 				k.id = fileName + k.id
+				r.namesAt[a.Level] = true
 			}
 			li, ok := r.byTarget[k]
 			if !ok {
@@ -467,6 +469,10 @@ func (d *Device) place(lv Level) string {
 	}
 	return ""
 }
+
+// NamesAt reports whether some rule-file assignment at the level targets a
+// name, so that resolving needs the names of the device's places there.
+func (r *Resolver) NamesAt(l Level) bool { return r.namesAt[l] }
 
 // atAny is the assignments at a level targeting any of the ids (stored
 // and rule-file policies) or, for rule-file policies, the names, in
